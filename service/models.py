@@ -1,0 +1,187 @@
+"""ORM tables. Rows never leave the service layer; responses are built from `schemas`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db import Base
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+DEVICE_KINDS = ("host", "agent", "lut-only")
+METRIC_SOURCES = ("measured", "predicted")
+
+
+def _now() -> Any:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Supernet(Base):
+    __tablename__ = "supernets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    family: Mapped[str] = mapped_column(String(200))
+    checkpoint_uri: Mapped[str | None] = mapped_column(Text)
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
+    dataset: Mapped[str] = mapped_column(String(200))
+    search_space: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _now()
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    descriptor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _now()
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supernet_id: Mapped[int] = mapped_column(ForeignKey("supernets.id"), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    validations_used: Mapped[int] = mapped_column(Integer, default=0)
+    budget: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    supernet: Mapped[Supernet] = relationship(lazy="raise")
+
+
+class Candidate(Base):
+    __tablename__ = "candidates"
+    __table_args__ = (
+        UniqueConstraint("job_id", "config_hash"),
+        Index("ix_candidates_job_id_id", "job_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config_hash: Mapped[str] = mapped_column(String(64))
+    iteration: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = _now()
+
+    metric_values: Mapped[list[MetricValue]] = relationship(lazy="raise")
+
+
+class MetricValue(Base):
+    """One metric of one candidate; `metric` is the full name, e.g. `latency@host`."""
+
+    __tablename__ = "metric_values"
+    __table_args__ = (UniqueConstraint("candidate_id", "metric"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(100))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    value: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(20))
+
+
+class EvaluationCacheEntry(Base):
+    """A validated metric shared across jobs, keyed by (supernet, dataset, config hash, metric)."""
+
+    __tablename__ = "evaluation_cache"
+    __table_args__ = (UniqueConstraint("supernet_id", "dataset", "config_hash", "metric"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supernet_id: Mapped[int] = mapped_column(ForeignKey("supernets.id", ondelete="CASCADE"))
+    dataset: Mapped[str] = mapped_column(String(200))
+    config_hash: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metric: Mapped[str] = mapped_column(String(100))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    value: Mapped[float] = mapped_column(Float)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()
+
+
+class JobIteration(Base):
+    __tablename__ = "job_iterations"
+    __table_args__ = (UniqueConstraint("job_id", "iteration"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    iteration: Mapped[int] = mapped_column(Integer)
+    hypervolume: Mapped[float | None] = mapped_column(Float)
+    front_size: Mapped[int] = mapped_column(Integer)
+    validations_used: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = _now()
+
+
+class PredictorFit(Base):
+    __tablename__ = "predictor_fits"
+    __table_args__ = (UniqueConstraint("job_id", "iteration", "metric"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    iteration: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(200))
+    n_train: Mapped[int | None] = mapped_column(Integer)
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class LatencyMeasurement(Base):
+    __tablename__ = "latency_measurements"
+    __table_args__ = (
+        Index("ix_latency_measurements_lookup", "device_id", "supernet_id", "config_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    supernet_id: Mapped[int] = mapped_column(ForeignKey("supernets.id", ondelete="CASCADE"))
+    config_hash: Mapped[str] = mapped_column(String(64))
+    mean_ms: Mapped[float] = mapped_column(Float)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON)
+    runtime: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = _now()
+
+
+class MeasurementTask(Base):
+    """A sub-network waiting to be measured by a device agent (the agents' queue)."""
+
+    __tablename__ = "measurement_tasks"
+    __table_args__ = (Index("ix_measurement_tasks_device_status", "device_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    agent_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _now()
