@@ -76,7 +76,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def alembic_config(url: str) -> AlembicConfig:
     """The packaged alembic configuration pointed at `url`."""
-    directory = Path(migrations.__file__).parent
+    directory = Path(next(iter(migrations.__path__)))  # also right when installed as a namespace
     config = AlembicConfig(str(directory / "alembic.ini"))
     config.set_main_option("script_location", str(directory))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
