@@ -1,0 +1,134 @@
+"""The named candidate models model selection chooses among, each a small fixed recipe.
+
+Hyperparameters are either tuned inside the model (RidgeCV's leave-one-out alpha, the GP's marginal
+likelihood) or fixed to settings that work at 50-500 samples, so selection costs one
+cross-validation per candidate and stays near a second at 100 samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.optimize import minimize
+from sklearn.base import RegressorMixin
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+from sklearn.linear_model import RidgeCV
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from predictors.regressors import ExtraTreesWithStd, MeanEnsembleRegressor, RandomForestWithStd
+
+RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
+ENSEMBLE_MEMBERS = ("ridge", "gp", "extra_trees")
+GP_MAX_ITERATIONS = 15
+
+
+def short_lbfgs(
+    objective: Callable[..., tuple[float, np.ndarray]], theta: np.ndarray, bounds: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """L-BFGS-B on the GP's log marginal likelihood, capped at a few iterations to stay fast."""
+    result = minimize(
+        objective,
+        theta,
+        method="L-BFGS-B",
+        jac=True,
+        bounds=bounds,
+        options={"maxiter": GP_MAX_ITERATIONS},
+    )
+    return result.x, float(result.fun)
+
+
+def ridge(random_state: int) -> RegressorMixin:
+    """Linear: ridge on standardised features, alpha by efficient leave-one-out CV."""
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
+
+
+def gaussian_process(random_state: int) -> RegressorMixin:
+    """Kernel: GP with an RBF + noise kernel fitted by marginal likelihood; gives a std."""
+    signal = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(10.0, (1e-1, 1e3))
+    kernel = signal + WhiteKernel(0.1, (1e-6, 1e1))
+    gp = GaussianProcessRegressor(
+        kernel=kernel, optimizer=short_lbfgs, normalize_y=True, random_state=random_state
+    )
+    return make_pipeline(StandardScaler(), gp)
+
+
+def extra_trees(random_state: int) -> RegressorMixin:
+    """Tree ensemble: extremely randomised trees; the trees' spread is the std."""
+    return ExtraTreesWithStd(
+        n_estimators=20, max_features=0.5, min_samples_leaf=1, random_state=random_state
+    )
+
+
+def random_forest(random_state: int) -> RegressorMixin:
+    """Tree ensemble: random forest; the trees' spread is the std."""
+    return RandomForestWithStd(
+        n_estimators=20, max_features=0.5, min_samples_leaf=1, random_state=random_state
+    )
+
+
+def gradient_boosting(random_state: int) -> RegressorMixin:
+    """Tree ensemble: shallow gradient boosting with shrinkage and row subsampling."""
+    return GradientBoostingRegressor(
+        n_estimators=50, learning_rate=0.15, max_depth=2, subsample=0.8, random_state=random_state
+    )
+
+
+def mlp(random_state: int) -> RegressorMixin:
+    """Small MLP (one hidden layer, L-BFGS) on standardised features and target."""
+    net = MLPRegressor(
+        hidden_layer_sizes=(16,),
+        alpha=1.0,
+        solver="lbfgs",
+        max_iter=100,
+        random_state=random_state,
+    )
+    return TransformedTargetRegressor(
+        regressor=make_pipeline(StandardScaler(), net), transformer=StandardScaler()
+    )
+
+
+def ensemble(random_state: int) -> RegressorMixin:
+    """Mean of ridge, GP and extra trees; the members' spread is the std."""
+    return MeanEnsembleRegressor(
+        [(name, CANDIDATES[name](random_state)) for name in ENSEMBLE_MEMBERS]
+    )
+
+
+CANDIDATES: dict[str, Callable[[int], RegressorMixin]] = {
+    "ridge": ridge,
+    "gp": gaussian_process,
+    "extra_trees": extra_trees,
+    "random_forest": random_forest,
+    "gradient_boosting": gradient_boosting,
+    "mlp": mlp,
+    "ensemble": ensemble,
+}
+# mlp, gradient_boosting and random_forest are opt-in: each costs ~0.5 s CPU per selection at
+# 100 samples and rarely wins on rank; the defaults keep selection + final fit within ~1 s.
+DEFAULT_CANDIDATES = ("ridge", "gp", "extra_trees", "ensemble")
+GIVES_STD = frozenset({"gp", "extra_trees", "random_forest", "ensemble"})
+
+
+def build_candidate(name: str, random_state: int = 0) -> RegressorMixin:
+    """A fresh, unfitted candidate model by name."""
+    check_candidate_names([name])
+    return CANDIDATES[name](random_state)
+
+
+def check_candidate_names(names: Sequence[str]) -> None:
+    """Raise a ValueError naming any unknown or repeated candidate."""
+    if isinstance(names, str):
+        raise ValueError(f"candidates must be a list of names, not the string {names!r}")
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise ValueError(f"unknown candidate(s) {unknown}; choose from {sorted(CANDIDATES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"candidates {list(names)} name a model more than once")
+    if not names:
+        raise ValueError(f"give at least one candidate; choose from {sorted(CANDIDATES)}")

@@ -1,0 +1,174 @@
+"""Model selection by cross-validated Kendall τ, and the fitted predictor the search uses.
+
+Each candidate gets out-of-fold predictions from one K-fold split (at most 5 folds); the pooled
+out-of-fold predictions are scored with `rank_quality`, the candidate with the highest Kendall τ
+wins (ties go to the earlier candidate) and is refitted on all samples. The mean ensemble's
+out-of-fold predictions are exactly the mean of its members' (same folds and seeds), so it costs
+no extra fits.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.base import RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold, cross_val_predict
+from threadpoolctl import threadpool_limits
+
+from predictors.candidates import (
+    DEFAULT_CANDIDATES,
+    ENSEMBLE_MEMBERS,
+    GIVES_STD,
+    build_candidate,
+    check_candidate_names,
+)
+from predictors.encoding import ConfigEncoder, ConfigFeatures
+from predictors.metrics import rank_quality
+from service.supernets.space import Config, SearchSpace
+
+MIN_TRAIN_SAMPLES = 5
+MAX_FOLDS = 5
+# Small matrices: BLAS threads only contend with each other (and the training run) here.
+BLAS_THREADS = 1
+
+
+@dataclass
+class PredictorFit:
+    """A fitted predictor of one metric over a search space, with its cross-validated scores."""
+
+    model_name: str
+    estimator: RegressorMixin
+    encoder: ConfigEncoder
+    scores: dict[str, float]
+    n_train: int
+    fit_seconds: float
+    random_state: int = 0
+    candidate_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def gives_std(self) -> bool:
+        return self.model_name in GIVES_STD
+
+    def predict(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Predicted metric values, one per config."""
+        X = self.encoder.transform(configs)
+        if len(X) == 0:
+            return np.zeros(0)
+        with threadpool_limits(BLAS_THREADS):
+            return np.asarray(self.estimator.predict(X), dtype=np.float64)
+
+    def predict_std(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+        """Uncertainty per config (GP std, tree or member spread); None if the model has none."""
+        if not self.gives_std:
+            return None
+        X = self.encoder.transform(configs)
+        if len(X) == 0:
+            return np.zeros(0)
+        with threadpool_limits(BLAS_THREADS):
+            _, std = self.estimator.predict(X, return_std=True)
+        return np.asarray(std, dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-safe description for the database (no estimator)."""
+        return {
+            "model_name": self.model_name,
+            "scores": _finite_or_none(self.scores),
+            "n_train": self.n_train,
+            "fit_seconds": round(self.fit_seconds, 4),
+            "random_state": self.random_state,
+            "gives_std": self.gives_std,
+            "encoding": self.encoder.to_json(),
+            "candidates": {
+                name: _finite_or_none(scores) for name, scores in self.candidate_scores.items()
+            },
+        }
+
+
+def _finite_or_none(scores: Mapping[str, float]) -> dict[str, float | None]:
+    return {k: float(v) if np.isfinite(v) else None for k, v in scores.items()}
+
+
+def check_training_data(configs: Sequence[Mapping[str, Any]], y: ArrayLike) -> np.ndarray:
+    """Validate the targets against the configs; return them as a float vector."""
+    if isinstance(configs, Mapping):
+        raise ValueError("configs must be a sequence of configs, not a single config")
+    target = np.asarray(y, dtype=np.float64)
+    if target.ndim != 1:
+        raise ValueError(f"y must be 1-D (one value per config), got shape {target.shape}")
+    if len(target) != len(configs):
+        raise ValueError(f"got {len(configs)} configs but {len(target)} target values")
+    if len(target) < MIN_TRAIN_SAMPLES:
+        raise ValueError(
+            f"need at least {MIN_TRAIN_SAMPLES} validated configs to fit a predictor, "
+            f"got {len(target)}"
+        )
+    bad = np.flatnonzero(~np.isfinite(target))
+    if len(bad):
+        raise ValueError(
+            f"y has {len(bad)} NaN or infinite value(s), first at index {bad[0]}; "
+            "drop those configs or measure them again"
+        )
+    return target
+
+
+def out_of_fold_predictions(
+    names: Sequence[str], X: np.ndarray, y: np.ndarray, random_state: int
+) -> dict[str, np.ndarray]:
+    """Pooled K-fold out-of-fold predictions per candidate (the ensemble from its members')."""
+    folds = KFold(n_splits=min(MAX_FOLDS, len(y)), shuffle=True, random_state=random_state)
+    needed = [n for n in names if n != "ensemble"]
+    if "ensemble" in names:
+        needed += [m for m in ENSEMBLE_MEMBERS if m not in needed]
+    predictions: dict[str, np.ndarray] = {}
+    with warnings.catch_warnings(), threadpool_limits(BLAS_THREADS):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for name in needed:
+            model = build_candidate(name, random_state)
+            predictions[name] = cross_val_predict(model, X, y, cv=folds)
+    if "ensemble" in names:
+        predictions["ensemble"] = np.mean([predictions[m] for m in ENSEMBLE_MEMBERS], axis=0)
+    return {name: predictions[name] for name in names}
+
+
+def fit_predictor(
+    space: SearchSpace,
+    configs: Sequence[Config],
+    y: ArrayLike,
+    *,
+    random_state: int = 0,
+    features: ConfigFeatures | None = None,
+    candidates: Sequence[str] | None = None,
+) -> PredictorFit:
+    """Choose the candidate with the best cross-validated Kendall τ and fit it on all samples."""
+    started = time.perf_counter()
+    names = list(DEFAULT_CANDIDATES if candidates is None else candidates)
+    check_candidate_names(names)
+    target = check_training_data(configs, y)
+    encoder = ConfigEncoder(space, features=features)
+    X = encoder.transform(configs)
+
+    oof = out_of_fold_predictions(names, X, target, random_state)
+    candidate_scores = {name: rank_quality(target, pred) for name, pred in oof.items()}
+    best = max(names, key=lambda n: candidate_scores[n]["kendall_tau"])
+
+    estimator = build_candidate(best, random_state)
+    with warnings.catch_warnings(), threadpool_limits(BLAS_THREADS):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, target)
+    return PredictorFit(
+        model_name=best,
+        estimator=estimator,
+        encoder=encoder,
+        scores=candidate_scores[best],
+        n_train=len(target),
+        fit_seconds=time.perf_counter() - started,
+        random_state=random_state,
+        candidate_scores=candidate_scores,
+    )
