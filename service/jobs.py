@@ -173,3 +173,14 @@ def finish_job(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise LostLeaseError(f"worker {worker_id} no longer holds job {job_id}")
+
+
+def release_job(session: Session, job_id: int, worker_id: str) -> bool:
+    """Give a held job back to the queue (worker shutting down); False if it was not held."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+        .values(status="queued", worker_id=None, error=f"released by worker {worker_id}")
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

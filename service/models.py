@@ -42,6 +42,8 @@ class Supernet(Base):
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
     dataset: Mapped[str] = mapped_column(String(200))
     search_space: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # Exact metric ranges over the space, e.g. {"macs": [smallest, largest]}, to pick constraints.
+    exact_ranges: Mapped[dict[str, list[float]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = _now()
 
 
@@ -82,6 +84,7 @@ class Candidate(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "config_hash"),
         Index("ix_candidates_job_id_id", "job_id", "id"),
+        Index("ix_candidates_job_id_pareto_role", "job_id", "pareto_role"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -90,6 +93,9 @@ class Candidate(Base):
     config_hash: Mapped[str] = mapped_column(String(64))
     iteration: Mapped[int] = mapped_column(Integer)
     origin: Mapped[str] = mapped_column(String(40))
+    # "front" (feasible, non-dominated), "closest" (least violating while none is feasible) or None;
+    # the worker rewrites it after every batch so reading the front is one indexed query.
+    pareto_role: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = _now()
 
     metric_values: Mapped[list[MetricValue]] = relationship(lazy="raise")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 20:27:37.207400
+Create Date: 2026-11-21 20:34:39.606230
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("checkpoint_sha256", sa.String(length=64), nullable=True),
         sa.Column("dataset", sa.String(length=200), nullable=False),
         sa.Column("search_space", sa.JSON(), nullable=False),
+        sa.Column("exact_ranges", sa.JSON(), nullable=False),
         sa.Column(
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
@@ -114,6 +115,7 @@ def upgrade() -> None:
         sa.Column("config_hash", sa.String(length=64), nullable=False),
         sa.Column("iteration", sa.Integer(), nullable=False),
         sa.Column("origin", sa.String(length=40), nullable=False),
+        sa.Column("pareto_role", sa.String(length=10), nullable=True),
         sa.Column(
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
@@ -125,6 +127,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("candidates", schema=None) as batch_op:
         batch_op.create_index("ix_candidates_job_id_id", ["job_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_candidates_job_id_pareto_role", ["job_id", "pareto_role"], unique=False
+        )
 
     op.create_table(
         "evaluation_cache",
@@ -265,6 +270,7 @@ def downgrade() -> None:
     op.drop_table("job_iterations")
     op.drop_table("evaluation_cache")
     with op.batch_alter_table("candidates", schema=None) as batch_op:
+        batch_op.drop_index("ix_candidates_job_id_pareto_role")
         batch_op.drop_index("ix_candidates_job_id_id")
 
     op.drop_table("candidates")

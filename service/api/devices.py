@@ -1,0 +1,36 @@
+"""`/v1/devices`: register and list the devices latency is measured on."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from service import catalog
+from service.api.deps import SessionDep
+from service.models import Device
+from service.schemas import DeviceIn, DeviceOut
+
+router = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+
+def _out(row: Device) -> DeviceOut:
+    return DeviceOut(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        descriptor=row.descriptor,
+        can_measure_latency=catalog.can_measure_latency(row),
+        created_at=row.created_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DeviceOut)
+def create_device(body: DeviceIn, session: SessionDep, response: Response) -> DeviceOut:
+    row = catalog.create_device(session, body.name, body.kind, body.descriptor)
+    session.refresh(row)
+    response.headers["Location"] = f"/v1/devices/{row.id}"
+    return _out(row)
+
+
+@router.get("", response_model=list[DeviceOut])
+def list_devices(session: SessionDep) -> list[DeviceOut]:
+    return [_out(row) for row in catalog.list_devices(session)]

@@ -1,0 +1,99 @@
+"""`/v1/jobs`: submit, watch, cancel and export searches, and download a candidate's ONNX model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from service import catalog, jobs, results
+from service.api.deps import SessionDep
+from service.evaluation.latency import export_onnx
+from service.job_specs import check_job_request
+from service.schemas import CandidatePageOut, JobIn, JobOut, ParetoOut
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+def submit_job(body: JobIn, session: SessionDep, response: Response) -> JobOut:
+    checked = check_job_request(session, body)
+    job = jobs.create_job(session, checked.supernet.id, checked.spec.to_json(), checked.spec.budget)
+    session.refresh(job)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return results.job_out(session, job, with_iterations=False)
+
+
+@router.get("", response_model=list[JobOut])
+def list_jobs(
+    session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[JobOut]:
+    return [
+        results.job_out(session, job, with_iterations=False)
+        for job in results.list_jobs(session, limit)
+    ]
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def show_job(job_id: int, session: SessionDep) -> JobOut:
+    return results.job_out(session, jobs.get_job(session, job_id))
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+def cancel_job(job_id: int, session: SessionDep) -> JobOut:
+    return results.job_out(session, jobs.request_cancel(session, job_id))
+
+
+@router.get("/{job_id}/pareto", response_model=ParetoOut)
+def pareto_front(job_id: int, session: SessionDep) -> ParetoOut:
+    return results.pareto_out(session, job_id)
+
+
+@router.get("/{job_id}/candidates", response_model=CandidatePageOut)
+def list_candidates(
+    job_id: int,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, description="Return candidates with id > after")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> CandidatePageOut:
+    return results.candidate_page(session, job_id, after, limit)
+
+
+@router.get("/{job_id}/export", responses={200: {"content": {"text/csv": {}}}})
+def export_job(
+    job_id: int, session: SessionDep, format: Literal["csv", "json"] = "json"
+) -> Response:
+    if format == "csv":
+        return Response(
+            results.export_csv(session, job_id),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'},
+        )
+    return Response(results.export_json(session, job_id), media_type="application/json")
+
+
+@router.get(
+    "/{job_id}/candidates/{candidate_id}/model.onnx",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def candidate_onnx(
+    job_id: int, candidate_id: int, session: SessionDep, request: Request
+) -> Response:
+    """The candidate's sub-network with supernet weights, exported to ONNX (batch 1), cached."""
+    candidate = results.get_candidate(session, job_id, candidate_id)
+    supernet_row = catalog.get_supernet(session, jobs.get_job(session, job_id).supernet_id)
+    artifact_dir: Path = request.app.state.settings.artifact_dir
+    path = artifact_dir / "onnx" / str(supernet_row.id) / f"{candidate.config_hash}.onnx"
+    if not path.is_file():
+        supernet = catalog.supernet_model(supernet_row)
+        data = export_onnx(supernet.build_subnet(candidate.config), supernet.example_input(1))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(path)
+    return Response(
+        path.read_bytes(),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="candidate-{candidate_id}.onnx"'},
+    )

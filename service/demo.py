@@ -1,0 +1,213 @@
+"""`hwnas demo`: the whole product end to end over real HTTP on a throwaway SQLite service.
+
+Starts `hwnas serve` as a subprocess, registers the built-in supernet and the host device,
+submits accuracy:max vs latency@host:min under a MACs constraint, shows progress while polling,
+then prints the Pareto front and writes it as CSV and a PNG plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SUPERNET_NAME = "mbv3-digits"
+HOST_DEVICE = "host"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """`hwnas serve` on SQLite under `data_dir`, logging to `log_path`."""
+    env = {**os.environ, "HWNAS_DATA_DIR": str(data_dir)}
+    env.pop("HWNAS_DATABASE_URL", None)
+    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(client: httpx.Client, server: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with status {server.returncode}")
+        try:
+            if client.get("/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"server not healthy after {timeout_s:.0f} s")
+
+
+def ensure(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST `body`, or find the existing resource of that name when it is already there."""
+    response = client.post(path, json=body)
+    if response.status_code == 409:
+        existing = [r for r in client.get(path).json() if r["name"] == body["name"]]
+        return dict(existing[0])
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def run_demo(
+    budget: int,
+    out_dir: Path,
+    data_dir: Path | None,
+    macs_max: float | None,
+    port: int,
+    timeout_s: float,
+) -> int:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temp = None if data_dir else tempfile.TemporaryDirectory(prefix="hwnas-demo-")
+    data_dir = data_dir or Path(temp.name)  # type: ignore[union-attr]
+    port = port or free_port()
+    server = start_server(data_dir, port, out_dir / "server.log")
+    print(f"service starting on http://127.0.0.1:{port} (data in {data_dir}, log in {out_dir})")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            wait_healthy(client, server, 120)
+            return _search(client, budget, out_dir, macs_max, timeout_s)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if temp is not None:
+            temp.cleanup()
+
+
+def _search(
+    client: httpx.Client, budget: int, out_dir: Path, macs_max: float | None, timeout_s: float
+) -> int:
+    supernet = ensure(client, "/v1/supernets", {"name": SUPERNET_NAME, "family": "mbv3-digits"})
+    supernet = client.get(f"/v1/supernets/{supernet['id']}").json()
+    ensure(client, "/v1/devices", {"name": HOST_DEVICE, "kind": "host", "descriptor": {}})
+    low, high = supernet["exact_ranges"]["macs"]
+    macs_max = macs_max or round(low + 0.6 * (high - low), -3)
+    request = {
+        "supernet": SUPERNET_NAME,
+        "objectives": ["accuracy:max", f"latency@{HOST_DEVICE}:min"],
+        "constraints": [f"macs<={macs_max:g}"],
+        "budget": budget,
+        "seed": 0,
+    }
+    print(
+        f"search space: {supernet['n_genes']} genes, 10^{supernet['log10_size']:.1f} networks; "
+        f"MACs {low:,.0f}..{high:,.0f}"
+    )
+    response = client.post("/v1/jobs", json=request)
+    response.raise_for_status()
+    location = response.headers["Location"]
+    print(f"submitted {location}: {request['objectives']} subject to {request['constraints']}")
+    job = _follow(client, location, timeout_s)
+    if job["status"] != "succeeded":
+        print(f"job ended {job['status']}: {job['error']}")
+        return 1
+    pareto = client.get(f"{location}/pareto").json()
+    _print_front(pareto)
+    _write_outputs(client, location, pareto, out_dir)
+    return 0
+
+
+def _follow(client: httpx.Client, location: str, timeout_s: float) -> dict[str, Any]:
+    started, shown = time.monotonic(), -1
+    while True:
+        job = dict(client.get(location).json())
+        iterations = job["iterations"]
+        if len(iterations) != shown:
+            shown = len(iterations)
+            last = iterations[-1] if iterations else None
+            hv = f"HV {last['hypervolume']:.4f}, front {last['front_size']}" if last else "starting"
+            print(
+                f"[{time.monotonic() - started:6.1f} s] {job['status']:<9} "
+                f"{job['validations_used']:>3}/{job['budget']} validations, {hv}",
+                flush=True,
+            )
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        if time.monotonic() - started > timeout_s:
+            client.post(f"{location}/cancel")
+            raise TimeoutError(f"job did not finish within {timeout_s:.0f} s; cancelled it")
+        time.sleep(2)
+
+
+COLUMNS = ("accuracy", "latency@host", "macs", "params")
+
+
+def _print_front(pareto: dict[str, Any]) -> None:
+    points = pareto["points"] if pareto["feasible"] else pareto["closest"]
+    title = "Pareto front" if pareto["feasible"] else "no feasible point; closest points"
+    print(f"\n{title} ({len(points)} points, validated, measured on the host):")
+    print(f"{'candidate':>9}  {'accuracy %':>10}  {'latency ms':>10}  {'MACs':>12}  {'params':>9}")
+    for point in points:
+        m = {k: v["value"] for k, v in point["metrics"].items()}
+        print(
+            f"{point['id']:>9}  {m.get('accuracy', float('nan')):>10.2f}  "
+            f"{m.get('latency@host', float('nan')):>10.3f}  {m.get('macs', 0):>12,.0f}  "
+            f"{m.get('params', 0):>9,.0f}"
+        )
+
+
+def _write_outputs(
+    client: httpx.Client, location: str, pareto: dict[str, Any], out_dir: Path
+) -> None:
+    front_csv = out_dir / "pareto.csv"
+    with front_csv.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["candidate_id", *COLUMNS, "source", "config"])
+        for point in pareto["points"]:
+            metrics = point["metrics"]
+            writer.writerow(
+                [
+                    point["id"],
+                    *(metrics.get(c, {}).get("value", "") for c in COLUMNS),
+                    "measured",
+                    point["config"],
+                ]
+            )
+    export = client.get(f"{location}/export", params={"format": "json"}).json()
+    (out_dir / "candidates.csv").write_text(
+        client.get(f"{location}/export", params={"format": "csv"}).text
+    )
+    _plot(export["candidates"], pareto["points"], out_dir / "pareto.png")
+    print(f"\nwrote {front_csv}, {out_dir / 'candidates.csv'} and {out_dir / 'pareto.png'}")
+
+
+def _plot(candidates: list[dict[str, Any]], front: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    def xy(points: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+        usable = [p for p in points if {"latency@host", "accuracy"} <= set(p["metrics"])]
+        return (
+            [p["metrics"]["latency@host"]["value"] for p in usable],
+            [p["metrics"]["accuracy"]["value"] for p in usable],
+        )
+
+    figure, axes = plt.subplots(figsize=(7, 5))
+    axes.scatter(*xy(candidates), s=14, c="0.7", label="validated")
+    front_x, front_y = xy(sorted(front, key=lambda p: p["metrics"]["latency@host"]["value"]))
+    axes.plot(front_x, front_y, "o-", c="tab:red", label="Pareto front (feasible)")
+    axes.set_xlabel("latency on host (ms, measured)")
+    axes.set_ylabel("accuracy (%)")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

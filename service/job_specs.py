@@ -1,0 +1,126 @@
+"""Turn a job request into a checked `SearchSpec`: known metrics, devices able to measure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.catalog import can_measure_latency, find_supernet, why_cannot_measure
+from service.errors import InvalidInputError
+from service.models import Device, Supernet
+from service.schemas import MAX_BUDGET, JobIn
+from service.search.spec import SearchSpec, parse_constraint, parse_objective
+
+DEVICE_FREE_METRICS = ("accuracy", "macs", "params")
+DEVICE_METRICS = ("latency",)
+
+
+class UnknownSupernetInputError(InvalidInputError):
+    code = "unknown_supernet"
+
+
+class UnknownMetricError(InvalidInputError):
+    code = "unknown_metric"
+
+
+class UnknownDeviceError(InvalidInputError):
+    code = "unknown_device"
+
+
+class DeviceCannotMeasureError(InvalidInputError):
+    code = "device_cannot_measure"
+
+
+class InvalidObjectiveError(InvalidInputError):
+    code = "invalid_objective"
+
+
+class InvalidConstraintError(InvalidInputError):
+    code = "invalid_constraint"
+
+
+class BudgetOutOfRangeError(InvalidInputError):
+    code = "budget_out_of_range"
+
+
+class InvalidSpecError(InvalidInputError):
+    code = "invalid_spec"
+
+
+@dataclass(frozen=True)
+class CheckedJob:
+    supernet: Supernet
+    spec: SearchSpec
+
+
+def check_job_request(session: Session, request: JobIn) -> CheckedJob:
+    """Resolve the supernet and parse the spec; raise a 422 that says what to fix otherwise."""
+    supernet = find_supernet(session, request.supernet)
+    if supernet is None:
+        raise UnknownSupernetInputError(
+            f"no supernet named {request.supernet!r} is registered; register it with "
+            "POST /v1/supernets or list them with GET /v1/supernets"
+        )
+    if not 1 <= request.budget <= MAX_BUDGET:
+        raise BudgetOutOfRangeError(
+            f"budget {request.budget} is out of range; give 1..{MAX_BUDGET} validations"
+        )
+    try:
+        objectives = [parse_objective(text) for text in request.objectives]
+    except ValueError as exc:
+        raise InvalidObjectiveError(str(exc)) from exc
+    try:
+        constraints = [parse_constraint(text) for text in request.constraints]
+    except ValueError as exc:
+        raise InvalidConstraintError(str(exc)) from exc
+    try:
+        spec = SearchSpec(
+            objectives=objectives,
+            constraints=constraints,
+            budget=request.budget,
+            tactic=request.tactic,
+            seed=request.seed,
+            algorithm=request.algorithm,
+            population_size=request.population_size,
+            initial_size=request.initial_size,
+            batch_size=request.batch_size,
+        )
+    except ValueError as exc:
+        raise InvalidSpecError(str(exc)) from exc
+    for metric in spec.metrics:
+        check_metric(session, metric)
+    return CheckedJob(supernet, spec)
+
+
+def check_metric(session: Session, metric: str) -> None:
+    name, _, device_name = metric.partition("@")
+    if name in DEVICE_FREE_METRICS:
+        if device_name:
+            raise UnknownMetricError(
+                f"metric {metric!r}: {name!r} does not depend on a device; write {name!r}"
+            )
+        return
+    if name not in DEVICE_METRICS:
+        raise UnknownMetricError(
+            f"unknown metric {metric!r}; known metrics are {list(DEVICE_FREE_METRICS)} and "
+            "'latency@<device>' (ms)"
+        )
+    if not device_name:
+        raise UnknownMetricError(f"metric {metric!r} needs a device, e.g. 'latency@host'")
+    device = session.scalar(select(Device).where(Device.name == device_name))
+    if device is None:
+        raise UnknownDeviceError(
+            f"metric {metric!r} names device {device_name!r}, which is not registered; "
+            "register it with POST /v1/devices or list them with GET /v1/devices"
+        )
+    if not can_measure_latency(device):
+        raise DeviceCannotMeasureError(why_cannot_measure(device))
+
+
+def latency_devices(session: Session, spec: SearchSpec) -> list[Device]:
+    """The devices whose latency the spec asks for, in the order first named."""
+    names = [m.partition("@")[2] for m in spec.metrics if m.startswith("latency@")]
+    rows = {d.name: d for d in session.scalars(select(Device).where(Device.name.in_(names)))}
+    return [rows[n] for n in names if n in rows]

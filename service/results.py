@@ -1,0 +1,215 @@
+"""Read side of jobs: status with iterations, the Pareto front, candidate pages and exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.errors import NotFoundError
+from service.models import Candidate, Job, JobIteration, MetricValue, PredictorFit
+from service.schemas import (
+    CandidateOut,
+    CandidatePageOut,
+    IterationOut,
+    JobOut,
+    MetricOut,
+    ParetoOut,
+)
+
+EXPORT_BATCH = 2000
+
+
+def job_out(session: Session, job: Job, with_iterations: bool = True) -> JobOut:
+    iterations: list[IterationOut] = []
+    if with_iterations:
+        scores: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for fit in session.scalars(select(PredictorFit).where(PredictorFit.job_id == job.id)):
+            scores[fit.iteration][fit.metric] = {
+                **fit.scores,
+                "model": fit.model,
+                "n_train": fit.n_train,
+            }
+        rows = session.scalars(
+            select(JobIteration)
+            .where(JobIteration.job_id == job.id)
+            .order_by(JobIteration.iteration)
+        )
+        iterations = [
+            IterationOut(
+                iteration=r.iteration,
+                hypervolume=r.hypervolume,
+                front_size=r.front_size,
+                validations_used=r.validations_used,
+                seconds=r.seconds,
+                predictor_scores=scores.get(r.iteration, {}),
+            )
+            for r in rows
+        ]
+    return JobOut(
+        id=job.id,
+        supernet_id=job.supernet_id,
+        status=job.status,
+        spec=job.spec,
+        budget=job.budget,
+        validations_used=job.validations_used,
+        progress=min(1.0, job.validations_used / job.budget) if job.budget else 0.0,
+        attempts=job.attempts,
+        worker_id=job.worker_id,
+        cancel_requested=job.cancel_requested,
+        error=job.error,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        iterations=iterations,
+    )
+
+
+def list_jobs(session: Session, limit: int = 100) -> list[Job]:
+    return list(session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)))
+
+
+def _existing_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id} does not exist; list jobs with GET /v1/jobs")
+    return job
+
+
+def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[CandidateOut]:
+    """Candidates with their metrics, fetched in one query."""
+    metrics: dict[int, dict[str, MetricOut]] = defaultdict(dict)
+    ids = [c.id for c in candidates]
+    if ids:
+        rows = session.execute(
+            select(
+                MetricValue.candidate_id, MetricValue.metric, MetricValue.value, MetricValue.source
+            ).where(MetricValue.candidate_id.in_(ids))
+        )
+        for candidate_id, metric, value, source in rows:
+            device = metric.partition("@")[2] or None
+            metrics[candidate_id][metric] = MetricOut.model_validate(
+                {"value": value, "device": device, "source": source}
+            )
+    return [
+        CandidateOut(
+            id=c.id,
+            config=c.config,
+            config_hash=c.config_hash,
+            iteration=c.iteration,
+            origin=c.origin,
+            pareto_role=c.pareto_role,
+            metrics=metrics.get(c.id, {}),
+        )
+        for c in candidates
+    ]
+
+
+def pareto_out(session: Session, job_id: int) -> ParetoOut:
+    """The feasible validated front, or the closest points while nothing is feasible."""
+    job = _existing_job(session, job_id)
+    rows = list(
+        session.scalars(
+            select(Candidate)
+            .where(Candidate.job_id == job_id, Candidate.pareto_role.in_(("front", "closest")))
+            .order_by(Candidate.id)
+        )
+    )
+    out = candidates_out(session, rows)
+    points = [c for c in out if c.pareto_role == "front"]
+    objectives = list(job.spec.get("objectives", []))
+    if points and objectives:
+        first = objectives[0]
+        metric, _, direction = first.rpartition(":")
+        points.sort(key=lambda c: _sort_value(c, metric, direction))
+    return ParetoOut(
+        job_id=job.id,
+        status=job.status,
+        objectives=objectives,
+        constraints=list(job.spec.get("constraints", [])),
+        feasible=bool(points) or not out,
+        points=points,
+        closest=[c for c in out if c.pareto_role == "closest"],
+    )
+
+
+def _sort_value(candidate: CandidateOut, metric: str, direction: str) -> float:
+    value = candidate.metrics[metric].value if metric in candidate.metrics else float("inf")
+    return -value if direction == "max" else value
+
+
+def candidate_page(session: Session, job_id: int, after: int, limit: int) -> CandidatePageOut:
+    _existing_job(session, job_id)
+    rows = list(
+        session.scalars(
+            select(Candidate)
+            .where(Candidate.job_id == job_id, Candidate.id > after)
+            .order_by(Candidate.id)
+            .limit(limit + 1)
+        )
+    )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return CandidatePageOut(
+        items=candidates_out(session, rows), next_after=rows[-1].id if has_more else None
+    )
+
+
+def get_candidate(session: Session, job_id: int, candidate_id: int) -> Candidate:
+    candidate = session.get(Candidate, candidate_id)
+    if candidate is None or candidate.job_id != job_id:
+        raise NotFoundError(
+            f"job {job_id} has no candidate {candidate_id}; page through "
+            f"GET /v1/jobs/{job_id}/candidates"
+        )
+    return candidate
+
+
+def iter_all_candidates(session: Session, job_id: int) -> Iterator[CandidateOut]:
+    _existing_job(session, job_id)
+    after = 0
+    while True:
+        page = candidate_page(session, job_id, after, EXPORT_BATCH)
+        yield from page.items
+        if page.next_after is None:
+            return
+        after = page.next_after
+
+
+def export_json(session: Session, job_id: int) -> str:
+    job = job_out(session, _existing_job(session, job_id))
+    items = [c.model_dump() for c in iter_all_candidates(session, job_id)]
+    return json.dumps({"job": job.model_dump(mode="json"), "candidates": items})
+
+
+def export_csv(session: Session, job_id: int) -> str:
+    """One row per candidate: ids, provenance, every metric (with its source) and the config."""
+    items = list(iter_all_candidates(session, job_id))
+    metric_names = sorted({m for c in items for m in c.metrics})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    header = ["candidate_id", "iteration", "origin", "pareto_role", "config_hash"]
+    header += metric_names + [f"{m}_source" for m in metric_names] + ["config"]
+    writer.writerow(header)
+    for c in items:
+        values = [c.metrics[m].value if m in c.metrics else "" for m in metric_names]
+        sources = [c.metrics[m].source if m in c.metrics else "" for m in metric_names]
+        writer.writerow(
+            [
+                c.id,
+                c.iteration,
+                c.origin,
+                c.pareto_role or "",
+                c.config_hash,
+                *values,
+                *sources,
+                json.dumps(c.config, sort_keys=True),
+            ]
+        )
+    return buffer.getvalue()

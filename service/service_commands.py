@@ -1,0 +1,128 @@
+"""`hwnas serve | worker | db upgrade | db current | demo`: run the service's processes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from service.config import Settings
+
+log = logging.getLogger("hwnas")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser("serve", help="run the HTTP API (with an embedded worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--no-worker", action="store_true", help="API only; run `hwnas worker` processes instead"
+    )
+    serve.set_defaults(handler=_serve)
+
+    worker = subparsers.add_parser("worker", help="run a search worker (claims queued jobs)")
+    worker.set_defaults(handler=_worker)
+
+    db = subparsers.add_parser("db", help="database schema commands")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply migrations (alembic upgrade)")
+    upgrade.add_argument("--revision", default="head")
+    upgrade.set_defaults(handler=_db_upgrade)
+    current = db_commands.add_parser("current", help="print the schema revision and the head")
+    current.set_defaults(handler=_db_current)
+
+    demo = subparsers.add_parser(
+        "demo", help="start the service, run a search on the built-in supernet, show the front"
+    )
+    demo.add_argument("--budget", type=int, default=60)
+    demo.add_argument("--out", type=Path, default=Path("demo-output"))
+    demo.add_argument("--data-dir", type=Path, default=None, help="default: a temporary directory")
+    demo.add_argument(
+        "--macs-max", type=float, default=None, help="MACs constraint (default: auto)"
+    )
+    demo.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    demo.add_argument("--timeout-s", type=float, default=900)
+    demo.set_defaults(handler=_demo)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.db import upgrade_database
+
+    _logging()
+    settings = Settings()
+    if args.no_worker:
+        settings = settings.model_copy(update={"embedded_worker": False})
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):  # the embedded default: first run creates the file via alembic
+        upgrade_database(url)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _worker(_args: argparse.Namespace) -> int:
+    from service.db import check_schema_current, make_engine, make_session_factory
+    from service.worker import run_worker
+
+    _logging()
+    settings = Settings()
+    engine = make_engine(settings.resolved_database_url)
+    check_schema_current(engine)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        run_worker(make_session_factory(engine), settings, stop)
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from service.db import upgrade_database
+
+    settings = Settings()
+    upgrade_database(settings.resolved_database_url, args.revision)
+    print(f"database at {args.revision}: {_safe_url(settings.resolved_database_url)}")
+    return 0
+
+
+def _db_current(_args: argparse.Namespace) -> int:
+    from alembic.runtime.migration import MigrationContext
+
+    from service.db import head_revision, make_engine
+
+    url = Settings().resolved_database_url
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    engine.dispose()
+    print(f"current: {current or 'none'}  head: {head_revision(url)}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from service.demo import run_demo
+
+    return run_demo(
+        budget=args.budget,
+        out_dir=args.out,
+        data_dir=args.data_dir,
+        macs_max=args.macs_max,
+        port=args.port,
+        timeout_s=args.timeout_s,
+    )

@@ -1,0 +1,289 @@
+"""The worker: claim a job, run its search batch by batch, store each batch at once, finish.
+
+A heartbeat thread keeps the claim alive on the database clock. If the worker dies, the reaper of
+any other worker re-queues the job and the next claimant rebuilds the search from what is stored
+(`history`), so no completed validation is lost or repeated. Validations go to the shared
+evaluation cache, so later jobs on the same supernet and dataset start from them for free.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import catalog, jobs
+from service.config import Settings
+from service.db import transaction
+from service.errors import LostLeaseError
+from service.evaluation.latency import DeviceProfile
+from service.evaluation.validation import exact_metrics, validate_subnets_detailed
+from service.evaluation_store import (
+    Batch,
+    CacheKey,
+    MeasuredLatency,
+    cached_metrics,
+    store_batch,
+    stored_evaluations,
+    warm_start_evaluations,
+)
+from service.job_specs import latency_devices
+from service.search.records import WARM_START
+from service.search.spec import SearchSpec
+from service.supernets.protocol import Supernet
+from service.supernets.space import Config, SearchSpace
+
+log = logging.getLogger("hwnas.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What a claimed job needs, read once from the database."""
+
+    job_id: int
+    key: CacheKey
+    family: str
+    checkpoint: str | None
+    space: SearchSpace
+    spec: SearchSpec
+    devices: list[DeviceProfile]
+    device_ids: dict[str, int]
+
+
+def load_plan(session: Session, job_id: int) -> JobPlan:
+    job = jobs.get_job(session, job_id)
+    supernet = catalog.get_supernet(session, job.supernet_id)
+    spec = SearchSpec.from_json(job.spec)
+    devices = latency_devices(session, spec)
+    return JobPlan(
+        job_id=job.id,
+        key=CacheKey(supernet.id, supernet.dataset),
+        family=supernet.family,
+        checkpoint=supernet.checkpoint_uri,
+        space=SearchSpace.from_json(supernet.search_space),
+        spec=spec,
+        devices=[catalog.host_profile_from(d.name, d.descriptor) for d in devices],
+        device_ids={d.name: d.id for d in devices},
+    )
+
+
+class Heartbeat:
+    """Beats for one job in a background thread; records a lost lease or a cancel request."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], job_id: int, worker_id: str, interval_s: float
+    ) -> None:
+        self._factory, self._job_id, self._worker_id = factory, job_id, worker_id
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self.state: jobs.LeaseState = "held"
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def beat(self) -> jobs.LeaseState:
+        with transaction(self._factory) as session:
+            self.state = jobs.heartbeat(session, self._job_id, self._worker_id)
+        return self.state
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                if self.beat() == "lost":
+                    return
+            except Exception:  # a missed beat is retried; the grace period covers a few
+                log.exception("heartbeat for job %s failed", self._job_id)
+
+
+class JobRunner:
+    """Runs one claimed job to a final state (or gives it back when the worker is stopping)."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        worker_id: str,
+        stop: threading.Event,
+    ) -> None:
+        self.factory, self.settings, self.worker_id, self.stop = factory, settings, worker_id, stop
+
+    def run(self, job_id: int) -> str:
+        """Run the job; returns its final status, or 'released' / 'lost'."""
+        try:
+            with transaction(self.factory) as session:
+                plan = load_plan(session, job_id)
+            with Heartbeat(
+                self.factory, job_id, self.worker_id, self.settings.heartbeat_interval_s
+            ) as heartbeat:
+                status = self._search(plan, heartbeat)
+        except LostLeaseError:
+            log.warning("job %s: lease lost; another worker owns it now", job_id)
+            return "lost"
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            detail = "".join(traceback.format_exception_only(exc)).strip()
+            return self._finish(job_id, "failed", detail[-2000:])
+        if status == "released":
+            with transaction(self.factory) as session:
+                jobs.release_job(session, job_id, self.worker_id)
+            return status
+        return self._finish(job_id, status)
+
+    def _finish(self, job_id: int, status: Any, error: str | None = None) -> str:
+        try:
+            with transaction(self.factory) as session:
+                jobs.finish_job(session, job_id, self.worker_id, status, error)
+        except LostLeaseError:
+            return "lost"
+        return str(status)
+
+    def _search(self, plan: JobPlan, heartbeat: Heartbeat) -> str:
+        from service.search import SearchEngine
+
+        supernet = catalog.loaded_supernet(plan.family, plan.checkpoint)
+        with transaction(self.factory) as session:
+            stored = stored_evaluations(session, plan.job_id)
+            history = [e for e in stored if e.origin != WARM_START]
+            warm_start = warm_start_evaluations(
+                session, plan.key, plan.spec.metrics, exclude={e.config_hash for e in history}
+            )
+        engine = SearchEngine(
+            plan.space,
+            plan.spec,
+            exact_metrics=lambda config: exact_metrics(supernet, config),
+            history=history,
+            warm_start=warm_start,
+        )
+        stored_hashes = {e.config_hash for e in stored}
+        log.info(
+            "job %s: %d validations stored, %d warm-start points",
+            plan.job_id,
+            len(history),
+            len(warm_start),
+        )
+        while not engine.done:
+            if self.stop.is_set():
+                return "released"
+            lease = heartbeat.beat()
+            if lease == "lost":
+                raise LostLeaseError(f"job {plan.job_id} is no longer held")
+            if lease == "cancel_requested":
+                return "cancelled"
+            configs = engine.ask()
+            if not configs:
+                break
+            metrics, validated, latencies = self._measure(plan, supernet, configs)
+            record = engine.tell(configs, metrics)
+            new = [e for e in engine.evaluations if e.config_hash not in stored_hashes]
+            batch = Batch(
+                evaluations=new,
+                validated_hashes=validated,
+                record=record,
+                front=engine.front(),
+                validations_used=sum(1 for e in engine.evaluations if e.origin != WARM_START),
+                latencies=latencies,
+            )
+            with transaction(self.factory) as session:
+                store_batch(session, plan.job_id, self.worker_id, plan.key, plan.device_ids, batch)
+            stored_hashes.update(e.config_hash for e in new)
+            log.info(
+                "job %s: iteration %d, %d validations, hv %.4f",
+                plan.job_id,
+                record.iteration,
+                record.validations_used,
+                record.hypervolume,
+            )
+        return "succeeded"
+
+    def _measure(
+        self, plan: JobPlan, supernet: Supernet, configs: Sequence[Config]
+    ) -> tuple[list[dict[str, float]], set[str], list[MeasuredLatency]]:
+        """Metrics per config: cache hits first, the rest validated for real."""
+        hashes = [plan.space.config_hash(c) for c in configs]
+        with transaction(self.factory) as session:
+            hits = cached_metrics(session, plan.key, plan.spec.metrics, hashes)
+        misses = [i for i, h in enumerate(hashes) if h not in hits]
+        validations = validate_subnets_detailed(
+            supernet, [configs[i] for i in misses], plan.devices
+        )
+        metrics: list[dict[str, float]] = [dict(hits[h][1]) if h in hits else {} for h in hashes]
+        latencies = []
+        for index, validation in zip(misses, validations, strict=True):
+            metrics[index] = validation.metrics
+            for device_name, stats in validation.latency.items():
+                profile = next(d for d in plan.devices if d.name == device_name)
+                latencies.append(
+                    MeasuredLatency(
+                        config_hash=hashes[index],
+                        device_name=device_name,
+                        median_ms=stats.median_ms,
+                        stats=stats.to_json(),
+                        runtime=profile.descriptor(),
+                    )
+                )
+        return metrics, {hashes[i] for i in misses}, latencies
+
+
+def run_worker(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    stop: threading.Event,
+    worker_id: str | None = None,
+    on_idle: Callable[[], None] | None = None,
+) -> None:
+    """Reap, claim, run, repeat until `stop` is set."""
+    worker_id = worker_id or new_worker_id()
+    runner = JobRunner(factory, settings, worker_id, stop)
+    log.info("worker %s started", worker_id)
+    while not stop.is_set():
+        try:
+            with transaction(factory) as session:
+                for reaped in jobs.reap_stale_jobs(
+                    session, settings.heartbeat_grace_s, settings.max_attempts
+                ):
+                    log.warning("reaped job %s from worker %s", reaped.job_id, reaped.worker_id)
+            with transaction(factory) as session:
+                job_id = jobs.claim_next_job(session, worker_id)
+        except Exception:
+            log.exception("worker %s could not reach the database; retrying", worker_id)
+            stop.wait(settings.poll_interval_s)
+            continue
+        if job_id is None:
+            if on_idle is not None:
+                on_idle()
+            stop.wait(settings.poll_interval_s)
+            continue
+        started = time.monotonic()
+        status = runner.run(job_id)
+        log.info("job %s: %s after %.1f s", job_id, status, time.monotonic() - started)
+    log.info("worker %s stopped", worker_id)
+
+
+def start_worker_thread(
+    factory: sessionmaker[Session], settings: Settings, stop: threading.Event
+) -> threading.Thread:
+    """The embedded worker of `hwnas serve`, as a daemon thread."""
+    thread = threading.Thread(
+        target=run_worker, args=(factory, settings, stop), name="hwnas-worker", daemon=True
+    )
+    thread.start()
+    return thread
