@@ -1,0 +1,161 @@
+"""LINAS: validate a space-filling sample, then repeat: fit predictors on every validated network,
+run the spec's algorithm on the predictors (seeded with the best known networks, constraints as
+G <= 0 on predicted or exact values), and validate a batch chosen from its predicted front for
+hypervolume gain and spread. Never proposes a known network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.search.algorithms import FixedSampling, RowProblem, make_algorithm
+from service.search.encoding import row_keys
+from service.search.pareto import (
+    HypervolumeScale,
+    columns_of,
+    constrained_order,
+    constraint_matrix,
+    objective_matrix,
+    pareto_indices,
+    total_violation,
+)
+from service.search.surrogate import MetricModels
+from service.search.tactics import Proposal, SearchContext, pad, space_filling
+
+INNER_POPULATION = 40
+
+
+def initial_size(budget: int) -> int:
+    """Space-filling networks validated before the first predictor fit."""
+    return int(np.clip(budget // 10, 8, 30))
+
+
+def batch_size(remaining: int) -> int:
+    """Larger batches while much budget is left (exploration), small ones to refine the front."""
+    return int(np.clip(np.ceil(remaining / 10), 4, 16))
+
+
+def inner_generations(progress: float) -> int:
+    """More inner generations as the predictors improve with the spent budget."""
+    return 10 + round(20 * progress)
+
+
+class PredictedScorer:
+    """(F, G) of canonical rows from predicted and exact metrics; remembers every row it scored."""
+
+    def __init__(self, ctx: SearchContext, models: MetricModels) -> None:
+        self.ctx = ctx
+        self.models = models
+        self.table: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keys = row_keys(rows)
+        missing = {k: r for k, r in zip(keys, rows, strict=True) if k not in self.table}
+        if missing:
+            new_rows = np.stack(list(missing.values()))
+            means, _ = self.models.predict_rows(new_rows)
+            columns = {**means, **self.ctx.exact.columns(new_rows, self.ctx.spec.metrics)}
+            F = objective_matrix(self.ctx.spec, columns)
+            G = constraint_matrix(self.ctx.spec, columns, len(new_rows))
+            for i, key in enumerate(missing):
+                self.table[key] = (F[i], G[i])
+        return (
+            np.stack([self.table[k][0] for k in keys]),
+            np.stack([self.table[k][1] for k in keys]),
+        )
+
+
+class LinasTactic:
+    name = "linas"
+
+    def __init__(self, models: MetricModels) -> None:
+        self.models = models
+
+    def propose(self, ctx: SearchContext) -> Proposal:
+        spec = ctx.spec
+        n_initial = spec.initial_size or initial_size(spec.budget)
+        if len(ctx.evaluations) < n_initial:
+            return space_filling(ctx, n_initial - len(ctx.evaluations), "initial")
+        n_batch = min(spec.batch_size or batch_size(ctx.remaining), ctx.remaining)
+        configs = [e.config for e in ctx.evaluations]
+        self.models.refit(configs, columns_of(ctx.evaluations, self.models.metrics))
+        scorer = PredictedScorer(ctx, self.models)
+        self._inner_search(ctx, scorer)
+
+        pool_keys = [k for k in scorer.table if k not in ctx.known]
+        if not pool_keys:
+            return pad(ctx, Proposal(ctx.rows[:0], "linas", self.models.scores()), n_batch)
+        pool_rows = np.stack([np.frombuffer(k, dtype=np.int64) for k in pool_keys])
+        pool_F = np.stack([scorer.table[k][0] for k in pool_keys])
+        pool_G = np.stack([scorer.table[k][1] for k in pool_keys])
+        chosen = choose_batch(pool_F, pool_G, ctx.F, ctx.G, ctx.scale, n_batch)
+        proposal = Proposal(pool_rows[chosen], "linas", self.models.scores())
+        return pad(ctx, proposal, n_batch)
+
+    def _inner_search(self, ctx: SearchContext, scorer: PredictedScorer) -> None:
+        """Run the algorithm on the predictors, seeded with the best known networks."""
+        best = ctx.rows[constrained_order(ctx.F, ctx.G)[: INNER_POPULATION // 2]]
+        fill = ctx.encoding.latin_hypercube(INNER_POPULATION - len(best), ctx.rng)
+        problem = RowProblem(ctx.encoding, ctx.F.shape[1], ctx.G.shape[1], scorer)
+        algorithm = make_algorithm(
+            ctx.spec.algorithm_name,
+            ctx.F.shape[1],
+            INNER_POPULATION,
+            ctx.encoding,
+            FixedSampling(np.concatenate([best, fill])),
+            known=ctx.known,
+            seed=int(ctx.rng.integers(2**31)),
+        )
+        algorithm.setup(
+            problem, termination=("n_gen", inner_generations(ctx.progress)), verbose=False
+        )
+        while algorithm.has_next():
+            population = algorithm.ask()
+            algorithm.evaluator.eval(problem, population)
+            algorithm.tell(infills=population)
+
+
+def choose_batch(
+    pool_F: np.ndarray,
+    pool_G: np.ndarray,
+    known_F: np.ndarray,
+    known_G: np.ndarray,
+    scale: HypervolumeScale | None,
+    n: int,
+) -> np.ndarray:
+    """Indices of n pool rows: greedy predicted hypervolume gain over the validated front, then
+    the farthest from everything chosen (spread); one objective: best predicted values first."""
+    order = constrained_order(pool_F, pool_G)
+    if pool_F.shape[1] == 1 or scale is None:
+        return order[:n]
+    feasible = order[total_violation(pool_G[order]) <= 0]
+    if len(feasible) < n:
+        return order[:n]
+    shortlist = feasible[: max(4 * n, 40)]
+    front = known_F[pareto_indices(known_F, known_G)]
+    points = scale.normalise(pool_F[shortlist])
+    unit = HypervolumeScale(np.zeros(points.shape[1]), np.ones(points.shape[1]))
+    chosen: list[int] = []
+    current = scale.normalise(front)
+    base = unit.hypervolume(current)
+    for _ in range(n):
+        gains = np.full(len(shortlist), -np.inf)
+        for i in range(len(shortlist)):
+            if i not in chosen:
+                gains[i] = unit.hypervolume(np.vstack([current, points[i]])) - base
+        best = int(np.argmax(gains))
+        if gains[best] <= 1e-12:
+            best = _farthest(points, current, chosen)
+        chosen.append(best)
+        current = np.vstack([current, points[best]])
+        base = unit.hypervolume(current)
+    return shortlist[chosen]
+
+
+def _farthest(points: np.ndarray, current: np.ndarray, chosen: list[int]) -> int:
+    if len(current) == 0:
+        distance = np.zeros(len(points))
+    else:
+        distance = np.min(np.linalg.norm(points[:, None, :] - current[None, :, :], axis=2), axis=1)
+    distance[chosen] = -np.inf
+    return int(np.argmax(distance))
