@@ -58,3 +58,17 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Each migrated database kind in turn."""
     fixture = "migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url"
     return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Seeded, untrained weights of the built-in family: the real code path, independent of
+    whether the trained checkpoint has landed (accuracy values are meaningless, which is fine)."""
+    import torch
+
+    from service.supernets.elastic_mbv3 import ArchSpec, ElasticMobileNetV3
+
+    path = tmp_path_factory.mktemp("checkpoint") / "mbv3_digits_random.pt"
+    torch.manual_seed(0)
+    torch.save(ElasticMobileNetV3(ArchSpec()).state_dict(), path)
+    return str(path)

@@ -1,0 +1,335 @@
+"""The HTTP API over real uvicorn (SQLite): resources, and every bad input → its 4xx, no writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from service_processes import FAST_HOST, Server, hwnas, service_env
+from sqlalchemy import func, select
+
+from service.db import Base, make_engine, upgrade_database
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("api")
+    server = Server(service_env(data_dir), data_dir / "server.log", worker=False)
+    server.data_dir = data_dir  # type: ignore[attr-defined]
+    supernet = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
+    assert server.client.post("/v1/supernets", json=supernet).status_code == 201
+    for device in (
+        {"name": "host", "kind": "host", "descriptor": FAST_HOST},
+        {"name": "phone", "kind": "agent", "descriptor": {"os": "android"}},
+        {"name": "npu", "kind": "lut-only", "descriptor": {}},
+    ):
+        assert server.client.post("/v1/devices", json=device).status_code == 201
+    yield server
+    server.stop()
+
+
+def row_counts(api: Server) -> dict[str, int]:
+    engine = make_engine(f"sqlite:///{api.data_dir}/hwnas.db")  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        counts = {
+            name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+            for name, table in Base.metadata.tables.items()
+        }
+    engine.dispose()
+    return counts
+
+
+def test_health_and_openapi(api: Server) -> None:
+    health = api.client.get("/health").json()
+    assert health == {"status": "ok", "database": "sqlite", "schema_revision": "0001"}
+    paths = api.client.get("/openapi.json").json()["paths"]
+    assert {"/v1/jobs", "/v1/jobs/{job_id}/pareto", "/v1/supernets/{supernet_id}"} <= set(paths)
+
+
+def test_supernet_show_includes_space_and_ranges(api: Server) -> None:
+    [listed] = api.client.get("/v1/supernets").json()
+    shown = api.client.get(f"/v1/supernets/{listed['id']}").json()
+    assert shown["family"] == "mbv3-digits" and shown["dataset"]
+    assert len(shown["search_space"]) == shown["n_genes"] > 0
+    low, high = shown["exact_ranges"]["macs"]
+    assert 0 < low < high
+    assert len(shown["checkpoint_sha256"]) == 64
+
+
+def test_devices_report_what_they_can_measure(api: Server) -> None:
+    devices = {d["name"]: d for d in api.client.get("/v1/devices").json()}
+    assert devices["host"]["can_measure_latency"] is True
+    assert devices["host"]["descriptor"]["timed_runs"] == 5
+    assert devices["phone"]["can_measure_latency"] is False
+
+
+def test_submit_job_returns_202_with_location(api: Server) -> None:
+    body = {
+        "supernet": "digits",
+        "objectives": ["accuracy:max", "latency@host:min"],
+        "constraints": ["macs<=3e6"],
+        "budget": 10,
+    }
+    response = api.client.post("/v1/jobs", json=body)
+    assert response.status_code == 202
+    job = api.client.get(response.headers["Location"]).json()
+    assert job["status"] == "queued" and job["budget"] == 10 and job["progress"] == 0
+    assert job["spec"]["constraints"] == ["macs<=3e+06"]
+    cancelled = api.client.post(f"{response.headers['Location']}/cancel")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+    again = api.client.post(f"{response.headers['Location']}/cancel")
+    assert again.status_code == 409 and again.json()["error"] == "conflict"
+
+
+GOOD_JOB: dict[str, Any] = {"supernet": "digits", "objectives": ["accuracy:max"], "budget": 5}
+BAD_REQUESTS = [
+    (
+        "unknown supernet",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "supernet": "nope"},
+        422,
+        "unknown_supernet",
+        "POST /v1/supernets",
+    ),
+    (
+        "unknown metric",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "objectives": ["energy:min"]},
+        422,
+        "unknown_metric",
+        "known metrics",
+    ),
+    (
+        "device-free metric with device",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "objectives": ["accuracy@host:max"]},
+        422,
+        "unknown_metric",
+        "'accuracy'",
+    ),
+    (
+        "latency without device",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "objectives": ["latency:min"]},
+        422,
+        "unknown_metric",
+        "latency@host",
+    ),
+    (
+        "unknown device",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "constraints": ["latency@tpu<=3"]},
+        422,
+        "unknown_device",
+        "POST /v1/devices",
+    ),
+    (
+        "agent cannot measure",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "objectives": ["accuracy:max", "latency@phone:min"]},
+        422,
+        "device_cannot_measure",
+        "host device",
+    ),
+    (
+        "lut-only cannot measure",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "constraints": ["latency@npu<=2"]},
+        422,
+        "device_cannot_measure",
+        "lut-only",
+    ),
+    (
+        "objective does not parse",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "objectives": ["accuracy"]},
+        422,
+        "invalid_objective",
+        "accuracy:max",
+    ),
+    (
+        "constraint does not parse",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "constraints": ["macs<5"]},
+        422,
+        "invalid_constraint",
+        "<=",
+    ),
+    (
+        "constraint bound not a number",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "constraints": ["macs<=lots"]},
+        422,
+        "invalid_constraint",
+        "not a number",
+    ),
+    (
+        "budget zero",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "budget": 0},
+        422,
+        "budget_out_of_range",
+        "1..10000",
+    ),
+    (
+        "budget too large",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "budget": 10**6},
+        422,
+        "budget_out_of_range",
+        "1..10000",
+    ),
+    (
+        "budget not an integer",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "budget": "many"},
+        422,
+        "invalid_request",
+        "budget",
+    ),
+    (
+        "same objective twice",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "objectives": ["accuracy:max", "accuracy:min"]},
+        422,
+        "invalid_spec",
+        "once",
+    ),
+    (
+        "unknown field",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "budgett": 5},
+        422,
+        "invalid_request",
+        "budgett",
+    ),
+    (
+        "unknown family",
+        "POST",
+        "/v1/supernets",
+        {"name": "x", "family": "resnet-imaginary"},
+        422,
+        "unknown_family",
+        "installed families",
+    ),
+    (
+        "missing checkpoint file",
+        "POST",
+        "/v1/supernets",
+        {"name": "x", "family": "mbv3-digits", "checkpoint": "/nonexistent.pt"},
+        422,
+        "invalid_input",
+        "not a file",
+    ),
+    (
+        "duplicate supernet",
+        "POST",
+        "/v1/supernets",
+        {"name": "digits", "family": "mbv3-digits"},
+        409,
+        "conflict",
+        "another name",
+    ),
+    (
+        "duplicate device",
+        "POST",
+        "/v1/devices",
+        {"name": "host", "kind": "host"},
+        409,
+        "conflict",
+        "another name",
+    ),
+    (
+        "unknown device kind",
+        "POST",
+        "/v1/devices",
+        {"name": "x", "kind": "gpu"},
+        422,
+        "invalid_request",
+        "kind",
+    ),
+    (
+        "bad host descriptor",
+        "POST",
+        "/v1/devices",
+        {"name": "x", "kind": "host", "descriptor": {"cores": 4}},
+        422,
+        "invalid_input",
+        "threads",
+    ),
+    ("unknown job", "GET", "/v1/jobs/999999", None, 404, "not_found", "GET /v1/jobs"),
+    ("unknown job pareto", "GET", "/v1/jobs/999999/pareto", None, 404, "not_found", "999999"),
+    ("cancel unknown job", "POST", "/v1/jobs/999999/cancel", None, 404, "not_found", "999999"),
+    (
+        "unknown supernet id",
+        "GET",
+        "/v1/supernets/999999",
+        None,
+        404,
+        "unknown_supernet",
+        "GET /v1/supernets",
+    ),
+    (
+        "bad export format",
+        "GET",
+        "/v1/jobs/1/export?format=xml",
+        None,
+        422,
+        "invalid_request",
+        "format",
+    ),
+    (
+        "bad page size",
+        "GET",
+        "/v1/jobs/1/candidates?limit=0",
+        None,
+        422,
+        "invalid_request",
+        "limit",
+    ),
+    ("unknown route", "GET", "/v1/nothing", None, 404, "not_found", "Not Found"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code", "hint"),
+    [pytest.param(*case[1:], id=case[0]) for case in BAD_REQUESTS],
+)
+def test_bad_input_gets_its_4xx_and_changes_nothing(
+    api: Server, method: str, path: str, body: Any, status: int, code: str, hint: str
+) -> None:
+    before = row_counts(api)
+    response = api.client.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    payload = response.json()
+    assert set(payload) == {"error", "detail"}
+    assert payload["error"] == code
+    assert hint in payload["detail"]
+    assert row_counts(api) == before
+
+
+def test_service_refuses_an_out_of_date_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/hwnas.db"
+    upgrade_database(url, "base")
+    make_engine(url).dispose()
+    env = service_env(tmp_path, database_url=url)
+    process = hwnas(["worker"], env, tmp_path / "worker.log")
+    assert process.wait(timeout=60) != 0
+    assert "hwnas db upgrade" in (tmp_path / "worker.log").read_text()

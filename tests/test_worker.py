@@ -1,0 +1,179 @@
+"""Workers as real processes on PostgreSQL: crash recovery and exactly-once claiming; the cache."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from service_processes import hwnas, service_env, wait_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import catalog, jobs
+from service.config import Settings
+from service.db import make_engine, make_session_factory, transaction
+from service.job_specs import check_job_request
+from service.models import Candidate, EvaluationCacheEntry, Job, JobIteration
+from service.schemas import JobIn
+from service.search.records import WARM_START
+from service.worker import run_worker
+
+FAST_BEATS = {"heartbeat_interval_s": "0.5", "heartbeat_grace_s": "4", "poll_interval_s": "0.3"}
+
+
+def _setup(url: str, checkpoint: str) -> sessionmaker[Session]:
+    factory = make_session_factory(make_engine(url))
+    with transaction(factory) as session:
+        catalog.register_supernet(session, "digits", "mbv3-digits", checkpoint)
+    return factory
+
+
+def _submit(factory: sessionmaker[Session], **fields: Any) -> int:
+    with transaction(factory) as session:
+        checked = check_job_request(session, JobIn(supernet="digits", **fields))
+        return jobs.create_job(
+            session, checked.supernet.id, checked.spec.to_json(), checked.spec.budget
+        ).id
+
+
+def _job(factory: sessionmaker[Session], job_id: int) -> Job:
+    with transaction(factory) as session:
+        return jobs.get_job(session, job_id)
+
+
+def _candidates(factory: sessionmaker[Session], job_id: int) -> list[tuple[int, str, str]]:
+    with transaction(factory) as session:
+        rows = session.execute(
+            select(Candidate.id, Candidate.config_hash, Candidate.origin)
+            .where(Candidate.job_id == job_id)
+            .order_by(Candidate.id)
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+@pytest.mark.postgres
+def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
+    migrated_postgres_url: str, random_checkpoint: str, tmp_path: Path
+) -> None:
+    factory = _setup(migrated_postgres_url, random_checkpoint)
+    job_id = _submit(
+        factory, objectives=["accuracy:max", "macs:min"], budget=6, initial_size=2, batch_size=2
+    )
+    env = service_env(tmp_path, migrated_postgres_url, **FAST_BEATS)
+    first = hwnas(["worker"], env, tmp_path / "first.log")
+    try:
+        wait_for(
+            lambda: 2 <= _job(factory, job_id).validations_used < 6,
+            240,
+            "the first worker to store its first batch",
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        first.kill()
+    before = _candidates(factory, job_id)
+    assert before and _job(factory, job_id).status == "running"
+    second = hwnas(["worker"], env, tmp_path / "second.log")
+    try:
+        done = wait_for(
+            lambda: (
+                _job(factory, job_id).status != "running"
+                and _job(factory, job_id).status != "queued"
+            ),
+            300,
+            "the job to finish",
+        )
+        assert done
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    job = _job(factory, job_id)
+    assert (job.status, job.attempts, job.validations_used) == ("succeeded", 2, 6)
+    after = _candidates(factory, job_id)
+    assert after[: len(before)] == before, "candidates stored before the crash must survive"
+    hashes = [h for _, h, _ in after]
+    assert len(hashes) == len(set(hashes)) == 6
+    with transaction(factory) as session:
+        cached = session.scalars(
+            select(EvaluationCacheEntry.config_hash).where(
+                EvaluationCacheEntry.job_id == job_id, EvaluationCacheEntry.metric == "accuracy"
+            )
+        ).all()
+        iterations = session.scalars(
+            select(JobIteration.iteration)
+            .where(JobIteration.job_id == job_id)
+            .order_by(JobIteration.iteration)
+        ).all()
+    assert sorted(cached) == sorted(hashes)
+    assert list(iterations) == list(range(len(iterations)))
+    assert "reaped job" in (tmp_path / "second.log").read_text()
+
+
+@pytest.mark.postgres
+def test_three_workers_run_each_of_nine_jobs_exactly_once(
+    migrated_postgres_url: str, random_checkpoint: str, tmp_path: Path
+) -> None:
+    factory = _setup(migrated_postgres_url, random_checkpoint)
+    job_ids = [
+        _submit(factory, objectives=["macs:min", "params:max"], budget=3, tactic="random", seed=i)
+        for i in range(9)
+    ]
+    env = service_env(tmp_path, migrated_postgres_url, **FAST_BEATS)
+    workers = [hwnas(["worker"], env, tmp_path / f"worker{i}.log") for i in range(3)]
+    try:
+        wait_for(
+            lambda: all(_job(factory, j).status == "succeeded" for j in job_ids),
+            300,
+            "all nine jobs to succeed",
+        )
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
+    claims: Counter[int] = Counter()
+    for i in range(3):
+        log = (tmp_path / f"worker{i}.log").read_text()
+        claims.update(int(n) for n in re.findall(r"claimed job (\d+)", log))
+    assert claims == Counter({j: 1 for j in job_ids})
+    for job_id in job_ids:
+        job = _job(factory, job_id)
+        assert (job.attempts, job.validations_used) == (1, 3)
+        assert len(_candidates(factory, job_id)) == 3
+
+
+def test_second_job_on_the_same_supernet_reuses_cached_validations(
+    migrated_sqlite_url: str, random_checkpoint: str
+) -> None:
+    factory = _setup(migrated_sqlite_url, random_checkpoint)
+    spec = {"objectives": ["accuracy:max", "macs:min"], "budget": 3, "tactic": "random"}
+    first = _submit(factory, **spec, seed=0)
+    settings = Settings(database_url=migrated_sqlite_url, poll_interval_s=0.1)
+    stop = threading.Event()
+    run_worker(factory, settings, stop, on_idle=stop.set)
+    second = _submit(factory, **spec, seed=1)
+    stop.clear()
+    run_worker(factory, settings, stop, on_idle=stop.set)
+
+    first_hashes = {h for _, h, _ in _candidates(factory, first)}
+    second_rows = _candidates(factory, second)
+    warm = {h for _, h, origin in second_rows if origin == WARM_START}
+    validated = {h for _, h, origin in second_rows if origin != WARM_START}
+    assert warm == first_hashes, "the first job's validations are the second job's warm start"
+    assert len(validated) == 3 and not validated & first_hashes
+    assert _job(factory, second).validations_used == 3
+    with transaction(factory) as session:
+        by_job = dict(
+            session.execute(
+                select(
+                    EvaluationCacheEntry.job_id,
+                    func.count(EvaluationCacheEntry.config_hash.distinct()),
+                ).group_by(EvaluationCacheEntry.job_id)
+            ).all()
+        )
+    assert by_job == {first: 3, second: 3}
