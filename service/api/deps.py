@@ -20,4 +20,6 @@ def _session(request: Request) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(_session)]
+# scope="function": commit before the response is sent, so a client that reads right after a
+# write sees it.
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
