@@ -209,7 +209,7 @@ BAD_REQUESTS = [
         {**GOOD_JOB, "objectives": ["accuracy:max", "accuracy:min"]},
         422,
         "invalid_spec",
-        "once",
+        "one objective only",
     ),
     (
         "unknown field",
