@@ -31,7 +31,7 @@ class ArchSpec:
     image_size: int = 32
     stem_width: int = 16
     stages: tuple[StageSpec, ...] = (
-        StageSpec(16, 1, False),
+        StageSpec(16, 2, False),
         StageSpec(24, 2, False),
         StageSpec(40, 2, True),
         StageSpec(64, 1, True),
@@ -92,7 +92,12 @@ class ElasticBlock(nn.Module):
         self.expand = nn.Conv2d(in_c, max_mid, 1, bias=False)
         self.expand_bn = nn.BatchNorm2d(max_mid)
         self.depthwise = nn.Conv2d(
-            max_mid, max_mid, self.max_kernel, stride, self.max_kernel // 2, groups=max_mid,
+            max_mid,
+            max_mid,
+            self.max_kernel,
+            stride,
+            self.max_kernel // 2,
+            groups=max_mid,
             bias=False,
         )
         self.depthwise_bn = nn.BatchNorm2d(max_mid)
@@ -119,7 +124,9 @@ class ElasticBlock(nn.Module):
                 break
             start = (current - small) // 2
             centre = weight[:, :, start : start + small, start : start + small]
-            flat = centre.reshape(mid, small * small) @ self.kernel_transforms[f"{current}to{small}"]
+            flat = (
+                centre.reshape(mid, small * small) @ self.kernel_transforms[f"{current}to{small}"]
+            )
             weight = flat.reshape(mid, 1, small, small)
             current = small
         return weight
@@ -230,6 +237,7 @@ class ElasticMobileNetV3(nn.Module):
     def active_blocks(self, config: Mapping[str, Any]) -> list[tuple[ElasticBlock, int, int]]:
         out = []
         for s, blocks in enumerate(self.stages):
+            assert isinstance(blocks, nn.ModuleList)
             for b in range(int(config[f"s{s}.depth"])):
                 block = blocks[b]
                 assert isinstance(block, ElasticBlock)

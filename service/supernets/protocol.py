@@ -35,7 +35,7 @@ class Supernet(Protocol):
         """A tensor of the input shape the sub-networks take, with `batch` rows."""
         ...
 
-    def layer_keys(self, config: Mapping[str, Any], batch: int = 1) -> list[str]:
+    def layer_keys(self, config: Mapping[str, Any]) -> list[str]:
         """The latency-table keys of the ops the sub-network runs, in execution order."""
         ...
 
@@ -48,5 +48,5 @@ class Supernet(Protocol):
         ...
 
     def evaluate_accuracy(self, configs: Sequence[Mapping[str, Any]]) -> list[float]:
-        """Top-1 accuracy (0–1) of each sub-network on the family's held-out split."""
+        """Top-1 accuracy in percent (0–100) of each sub-network on the held-out split."""
         ...

@@ -174,8 +174,11 @@ class SearchSpace:
 
     def count_distinct(self) -> int:
         """Count canonical configs by enumerating the values of genes others depend on."""
-        parents = [g for g in self.genes if any(h.active_when and h.active_when.gene == g.name
-                                                 for h in self.genes)]
+        parents = [
+            g
+            for g in self.genes
+            if any(h.active_when and h.active_when.gene == g.name for h in self.genes)
+        ]
         total = 0
         for combo in _product(parents):
             partial = dict(combo)
@@ -185,8 +188,9 @@ class SearchSpace:
                     continue
                 if self._active_partial(partial, gene):
                     count *= len(gene.choices)
-            if all(self._active_partial(partial, g) or g.choices[0] == partial[g.name]
-                   for g in parents):
+            if all(
+                self._active_partial(partial, g) or g.choices[0] == partial[g.name] for g in parents
+            ):
                 total += count
         return total
 

@@ -1,0 +1,70 @@
+"""Validation: the real, expensive measurement of sub-networks.
+
+Accuracy comes from the supernet's own evaluator (torch, held-out split), MACs and params are exact,
+and latency is measured with onnxruntime on each host-profile device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from service.evaluation.latency import (
+    DeviceProfile,
+    LatencyStats,
+    export_onnx,
+    measure_onnx_latency,
+)
+from service.supernets.protocol import Supernet
+from service.supernets.space import Config
+
+
+@dataclass(frozen=True)
+class SubnetValidation:
+    config: Config
+    metrics: dict[str, float]
+    latency: dict[str, LatencyStats]  # by device name
+
+
+def exact_metrics(supernet: Supernet, config: Mapping[str, Any]) -> dict[str, float]:
+    """Metrics computed, never predicted."""
+    return {"macs": float(supernet.macs(config)), "params": float(supernet.params(config))}
+
+
+def subnet_onnx(supernet: Supernet, config: Mapping[str, Any], batch_size: int) -> bytes:
+    """The sub-network as ONNX with a fixed batch size."""
+    return export_onnx(supernet.build_subnet(config), supernet.example_input(batch_size))
+
+
+def measure_subnet_latency(
+    supernet: Supernet, config: Mapping[str, Any], device: DeviceProfile
+) -> LatencyStats:
+    input_shape = tuple(supernet.example_input(1).shape[1:])
+    onnx_bytes = subnet_onnx(supernet, config, device.batch_size)
+    return measure_onnx_latency(onnx_bytes, input_shape, device)
+
+
+def validate_subnets_detailed(
+    supernet: Supernet,
+    configs: Sequence[Mapping[str, Any]],
+    devices: Sequence[DeviceProfile] = (),
+) -> list[SubnetValidation]:
+    canonical = [supernet.canonical(c) for c in configs]
+    accuracies = supernet.evaluate_accuracy(canonical)
+    results = []
+    for config, accuracy in zip(canonical, accuracies, strict=True):
+        latency = {d.name: measure_subnet_latency(supernet, config, d) for d in devices}
+        metrics = {"accuracy": accuracy, **exact_metrics(supernet, config)}
+        metrics.update({f"latency@{name}": s.median_ms for name, s in latency.items()})
+        results.append(SubnetValidation(config, metrics, latency))
+    return results
+
+
+def validate_subnets(
+    supernet: Supernet,
+    configs: Sequence[Mapping[str, Any]],
+    devices: Sequence[DeviceProfile] = (),
+) -> list[dict[str, float]]:
+    """Measured metrics per config: accuracy, macs, params and `latency@<device>` (median ms)."""
+    return [v.metrics for v in validate_subnets_detailed(supernet, configs, devices)]

@@ -1,0 +1,102 @@
+"""`hwnas supernet train | report`: reproduce the built-in checkpoint and describe a supernet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("supernet", help="train or describe supernets")
+    commands = parser.add_subparsers(dest="supernet_command", required=True)
+
+    train = commands.add_parser("train", help="train the built-in mbv3-digits supernet")
+    train.add_argument("--output", type=Path, default=None, help="checkpoint path (.pt)")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
+    train.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also train a plain CNN of the largest architecture alone, for comparison",
+    )
+    train.set_defaults(handler=_train)
+
+    report = commands.add_parser("report", help="space size, accuracy, cost and latency figures")
+    report.add_argument("family", help="supernet family, e.g. mbv3-digits")
+    report.add_argument("--checkpoint", default=None)
+    report.add_argument("--random", type=int, default=20, help="random sub-networks to measure")
+    report.add_argument("--seed", type=int, default=0)
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.set_defaults(handler=_report)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from service.supernets.builtin import (
+        DEFAULT_CHECKPOINT,
+        MobileNetV3DigitsSupernet,
+        manifest_path,
+        sha256_of,
+    )
+    from service.supernets.digits_data import DATASET_NAME, load_splits
+    from service.supernets.elastic_mbv3 import ElasticMobileNetV3
+    from service.supernets.training import TrainingSettings, train_plain, train_supernet
+
+    settings = TrainingSettings(seed=args.seed)
+    if args.epochs:
+        settings = replace(settings, epochs=args.epochs)
+    if args.threads:
+        settings = replace(settings, threads=args.threads)
+    output: Path = args.output or DEFAULT_CHECKPOINT
+    output.parent.mkdir(parents=True, exist_ok=True)
+    splits = load_splits()
+    torch.manual_seed(settings.seed)
+    model = ElasticMobileNetV3()
+    seconds = train_supernet(model, splits, settings)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    torch.save(state, output)
+    supernet = MobileNetV3DigitsSupernet(model.eval())
+    smallest, largest = supernet.evaluate_accuracy(
+        [supernet.space.smallest(), supernet.space.largest()]
+    )
+    manifest: dict[str, Any] = {
+        "family": supernet.family,
+        "dataset": DATASET_NAME,
+        "sha256": sha256_of(output),
+        "bytes": output.stat().st_size,
+        "method": "sandwich rule with in-place distillation (largest on labels; smallest and "
+        f"{settings.random_subnets_per_step} random sub-networks on the largest's soft labels)",
+        "settings": settings.__dict__,
+        "train_seconds": round(seconds, 1),
+        "threads": settings.threads,
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "held_out_accuracy": {"smallest": smallest, "largest": largest},
+    }
+    if args.baseline:
+        torch.manual_seed(settings.seed)
+        plain = ElasticMobileNetV3().build_static(supernet.space.largest())
+        manifest["baseline_train_seconds"] = round(train_plain(plain, splits, settings), 1)
+        plain.eval()
+        with torch.no_grad():
+            predictions = plain(splits.held_out_images).argmax(1)
+        manifest["held_out_accuracy"]["plain_cnn_largest_architecture"] = 100.0 * float(
+            (predictions == splits.held_out_labels).float().mean()
+        )
+    manifest_path(output).write_text(json.dumps(manifest, indent=2) + "\n")
+    print(json.dumps(manifest, indent=2))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from service.supernets.report import build_report, format_report
+
+    report = build_report(args.family, args.checkpoint, n_random=args.random, seed=args.seed)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
