@@ -1,4 +1,4 @@
-"""The Supernet protocol on the built-in family: canonical hashing, exact cost, ONNX, plugins, errors."""
+"""The Supernet protocol on the built-in family: hashing, exact cost, ONNX, plugins, errors."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def build_report(
             seen.add(space.config_hash(config))
             configs.append((f"random-{len(configs) - 1}", config))
     validations = validate_subnets_detailed(supernet, [c for _, c in configs], [device])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (label, config), v in zip(configs, validations, strict=True):
         stats = v.latency[device.name]
         rows.append(
