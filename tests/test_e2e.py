@@ -32,7 +32,7 @@ def test_search_job_over_http(server: Server, random_checkpoint: str) -> None:
         "objectives": ["accuracy:max", "latency@host:min"],
         "constraints": [f"macs<={macs_max}"],
         "budget": 4,
-        "initial_size": 2,
+        "tactic": "random",
         "batch_size": 2,
     }
     submitted = client.post("/v1/jobs", json=request)

@@ -62,7 +62,12 @@ def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
 ) -> None:
     factory = _setup(migrated_postgres_url, random_checkpoint)
     job_id = _submit(
-        factory, objectives=["accuracy:max", "macs:min"], budget=6, initial_size=2, batch_size=2
+        factory,
+        objectives=["accuracy:max", "macs:min"],
+        budget=6,
+        tactic="random",
+        initial_size=2,
+        batch_size=2,
     )
     env = service_env(tmp_path, migrated_postgres_url, **FAST_BEATS)
     first = hwnas(["worker"], env, tmp_path / "first.log")
