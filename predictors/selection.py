@@ -148,8 +148,9 @@ def fit_predictor(
 ) -> PredictorFit:
     """Choose the candidate with the best cross-validated Kendall τ and fit it on all samples."""
     started = time.perf_counter()
-    names = list(DEFAULT_CANDIDATES if candidates is None else candidates)
+    names = DEFAULT_CANDIDATES if candidates is None else candidates
     check_candidate_names(names)
+    names = list(names)
     target = check_training_data(configs, y)
     encoder = ConfigEncoder(space, features=features)
     X = encoder.transform(configs)
