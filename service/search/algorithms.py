@@ -113,6 +113,7 @@ def make_algorithm(
     sampling: Sampling,
     known: Collection[bytes] = frozenset(),
     seed: int = 0,
+    mating_rounds: int = 100,
 ) -> Algorithm:
     """GA / NSGA-II / AGE-MOEA / U-NSGA-III with integer SBX + PM (rounding repair)."""
     operators: dict[str, Any] = {
@@ -139,4 +140,6 @@ def make_algorithm(
         raise ValueError(f"unknown algorithm {name!r}; use ga, nsga2, agemoea or unsga3")
     # The initial population may hold known networks on purpose (the best ones seed the search).
     algorithm.initialization.eliminate_duplicates = KnownNetworkElimination(encoding, frozenset())
+    # Each mating round retries selection, crossover and mutation when offspring are all known.
+    algorithm.mating.n_max_iterations = mating_rounds
     return algorithm

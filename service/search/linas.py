@@ -37,7 +37,7 @@ def batch_size(remaining: int) -> int:
 
 def inner_generations(progress: float) -> int:
     """More inner generations as the predictors improve with the spent budget."""
-    return 10 + round(20 * progress)
+    return 8 + round(12 * progress)
 
 
 class PredictedScorer:
@@ -105,12 +105,15 @@ class LinasTactic:
             FixedSampling(np.concatenate([best, fill])),
             known=ctx.known,
             seed=int(ctx.rng.integers(2**31)),
+            mating_rounds=10,
         )
         algorithm.setup(
             problem, termination=("n_gen", inner_generations(ctx.progress)), verbose=False
         )
         while algorithm.has_next():
             population = algorithm.ask()
+            if population is None or len(population) == 0:
+                break  # no unknown offspring left to make: the space is nearly exhausted
             algorithm.evaluator.eval(problem, population)
             algorithm.tell(infills=population)
 
