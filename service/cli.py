@@ -8,7 +8,11 @@ import sys
 from collections.abc import Sequence
 
 # Modules exposing `register(subparsers)`; each adds its own subcommands.
-COMMAND_MODULES: tuple[str, ...] = ("service.supernets.commands", "service.service_commands")
+COMMAND_MODULES: tuple[str, ...] = (
+    "service.supernets.commands",
+    "service.service_commands",
+    "service.lut_commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

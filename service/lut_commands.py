@@ -26,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--threads", type=int, default=1)
     build.add_argument("--batch-size", type=int, default=32)
     build.add_argument("--passes", type=int, default=1, help="sweeps over all ops, shuffled")
+    build.add_argument(
+        "--clock",
+        choices=("wall", "thread_cpu"),
+        default="wall",
+        help="wall clock (default) or the thread's CPU time (steadier on a shared machine)",
+    )
     build.add_argument("--output", type=Path, required=True, help="table file (.json)")
     build.set_defaults(handler=_build)
 
@@ -62,6 +68,7 @@ def _build(args: argparse.Namespace) -> int:
     table = build_lut(
         supernet,
         profile,
+        clock=args.clock,
         passes=args.passes,
         command="hwnas " + shlex.join(sys.argv[1:]),
         progress=progress,
