@@ -12,6 +12,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "service.supernets.commands",
     "service.service_commands",
     "service.lut_commands",
+    "service.search_commands",
 )
 
 
