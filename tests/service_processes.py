@@ -59,6 +59,7 @@ class Server:
                     return
             except httpx.TransportError:
                 time.sleep(0.2)
+        self.stop()
         raise TimeoutError(f"server not healthy:\n{log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:

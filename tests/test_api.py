@@ -17,17 +17,19 @@ from service.db import Base, make_engine, upgrade_database
 def api(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("api")
     server = Server(service_env(data_dir), data_dir / "server.log", worker=False)
-    server.data_dir = data_dir  # type: ignore[attr-defined]
-    supernet = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
-    assert server.client.post("/v1/supernets", json=supernet).status_code == 201
-    for device in (
-        {"name": "host", "kind": "host", "descriptor": FAST_HOST},
-        {"name": "phone", "kind": "agent", "descriptor": {"os": "android"}},
-        {"name": "npu", "kind": "lut-only", "descriptor": {}},
-    ):
-        assert server.client.post("/v1/devices", json=device).status_code == 201
-    yield server
-    server.stop()
+    try:
+        server.data_dir = data_dir  # type: ignore[attr-defined]
+        supernet = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
+        assert server.client.post("/v1/supernets", json=supernet).status_code == 201
+        for device in (
+            {"name": "host", "kind": "host", "descriptor": FAST_HOST},
+            {"name": "phone", "kind": "agent", "descriptor": {"os": "android"}},
+            {"name": "npu", "kind": "lut-only", "descriptor": {}},
+        ):
+            assert server.client.post("/v1/devices", json=device).status_code == 201
+        yield server
+    finally:
+        server.stop()
 
 
 def row_counts(api: Server) -> dict[str, int]:

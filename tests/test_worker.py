@@ -149,7 +149,9 @@ def test_three_workers_run_each_of_nine_jobs_exactly_once(
     for job_id in job_ids:
         job = _job(factory, job_id)
         assert (job.attempts, job.validations_used) == (1, 3)
-        assert len(_candidates(factory, job_id)) == 3
+        rows = _candidates(factory, job_id)
+        assert len({h for _, h, _ in rows}) == len(rows)
+        assert sum(origin != WARM_START for _, _, origin in rows) == 3  # later jobs warm-start
 
 
 def test_second_job_on_the_same_supernet_reuses_cached_validations(
