@@ -95,7 +95,7 @@ def test_no_network_is_validated_twice_nor_warm_started_ones(
 @pytest.mark.parametrize("tactic", TACTICS)
 def test_small_space_is_exhausted_without_repeats(small_space: SearchSpace, tactic: str) -> None:
     validator = SyntheticValidator(small_space)
-    engine = run_search(small_space, quick_spec(tactic, budget=200), validator)
+    engine = run_search(small_space, quick_spec(tactic, budget=200, batch_size=20), validator)
     assert len(validator.seen) == len(set(validator.seen))
     assert validator.calls <= small_space.count_distinct() == 78
     assert engine.done
@@ -117,13 +117,15 @@ def test_front_is_feasible_and_non_dominated(mbv3_space: SearchSpace, tactic: st
     constraints = [parse_constraint("latency@host<=22"), parse_constraint("accuracy>=80")]
     validator = SyntheticValidator(mbv3_space)
     spec = quick_spec(tactic, budget=40, constraints=constraints)
-    front = run_search(mbv3_space, spec, validator).front()
+    engine = run_search(mbv3_space, spec, validator)
+    front = engine.front()
     assert front.feasible and front.points and not front.closest
     for point in front.points:
         assert point.metrics["latency@host"] <= 22 and point.metrics["accuracy"] >= 80
-    engine_points = run_search(mbv3_space, spec, SyntheticValidator(mbv3_space)).evaluations
     feasible = [
-        e for e in engine_points if e.metrics["latency@host"] <= 22 and e.metrics["accuracy"] >= 80
+        e
+        for e in engine.evaluations
+        if e.metrics["latency@host"] <= 22 and e.metrics["accuracy"] >= 80
     ]
     for point in front.points:
         assert not any(dominates(min_form(e), min_form(point)) for e in feasible)
@@ -208,4 +210,6 @@ def test_hypervolume_uses_the_stated_bounds_and_reference_point() -> None:
     # accuracy 50 % at 5 ms covers a quarter of the box; a point beyond the reference adds nothing.
     assert scale.hypervolume(np.array([[-50.0, 5.0]])) == pytest.approx(0.25)
     assert scale.hypervolume(np.array([[-50.0, 5.0], [-99.0, 11.0]])) == pytest.approx(0.25)
-    assert scale.hypervolume(np.array([[-50.0, 5.0], [-75.0, 7.5]])) == pytest.approx(0.25 + 0.125)
+    assert scale.hypervolume(np.array([[-50.0, 5.0], [-75.0, 7.5]])) == pytest.approx(
+        0.25 + 0.25 * 0.25
+    )

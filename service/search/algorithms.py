@@ -105,6 +105,16 @@ def check_algorithm_available(name: str) -> None:
             ) from None
 
 
+def reference_directions(n_obj: int, at_most: int) -> np.ndarray:
+    """Das-Dennis directions, the most partitions giving no more than `at_most` (at least 1)."""
+    partitions = 1
+    while (
+        len(get_reference_directions("das-dennis", n_obj, n_partitions=partitions + 1)) <= at_most
+    ):
+        partitions += 1
+    return get_reference_directions("das-dennis", n_obj, n_partitions=partitions)
+
+
 def make_algorithm(
     name: str,
     n_obj: int,
@@ -134,8 +144,9 @@ def make_algorithm(
 
         algorithm = AGEMOEA(pop_size=pop_size, seed=seed, **operators)
     elif name == "unsga3":
-        ref_dirs = get_reference_directions("energy", n_obj, pop_size, seed=seed)
-        algorithm = UNSGA3(ref_dirs=ref_dirs, pop_size=pop_size, seed=seed, **operators)
+        ref_dirs = reference_directions(n_obj, pop_size)
+        size = max(pop_size, len(ref_dirs))
+        algorithm = UNSGA3(ref_dirs=ref_dirs, pop_size=size, seed=seed, **operators)
     else:
         raise ValueError(f"unknown algorithm {name!r}; use ga, nsga2, agemoea or unsga3")
     # The initial population may hold known networks on purpose (the best ones seed the search).
