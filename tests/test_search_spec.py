@@ -20,7 +20,7 @@ def test_parse_objective_reads_metric_device_and_direction() -> None:
 
 @pytest.mark.parametrize("text", ["accuracy", "accuracy:up", "lat ency:min", "@host:min", ""])
 def test_parse_objective_rejects_bad_text_with_an_example(text: str) -> None:
-    with pytest.raises(ValueError, match="e.g. 'accuracy:max'"):
+    with pytest.raises(ValueError, match=r"e\.g\. 'accuracy:max'"):
         parse_objective(text)
 
 
