@@ -1,8 +1,9 @@
 """Predictor quality on measured sub-networks: our selected predictor vs DyNAS-T's choice.
 
-For each target (accuracy, latency@host) and training size (50/100/200), both predictors are fitted
+For each target (accuracy, latency@host) and training size (50/100/200), the predictors are fitted
 on random training sub-networks and scored on the same held-out ones (Kendall τ, MAPE), with their
-fit time; repeated over a few seeds. Prints a table, then JSON.
+fit time; repeated over a few seeds. `ours+cost` is our selection given each network's exact MACs
+and params as extra features (the `features` hook). Prints a table, then JSON.
 
     .venv/bin/python -m benchmarks.predictor_quality [--data PATH] [--repeats 3]
 """
@@ -55,7 +56,23 @@ def load_measurements(path: Path) -> tuple[list[Config], dict[str, np.ndarray]]:
             raise SystemExit(f"{path} record {i} lacks 'config' or metrics {missing or ''}")
     configs = [dict(r["config"]) for r in records]
     values = {t: np.array([float(r["metrics"][t]) for r in records]) for t in TARGETS}
+    for cost in ("macs", "params"):
+        if all(cost in r["metrics"] for r in records):
+            values[cost] = np.array([float(r["metrics"][cost]) for r in records])
     return configs, values
+
+
+def exact_cost_features(
+    space: SearchSpace, configs: Sequence[Config], values: dict[str, np.ndarray]
+) -> Callable[[Config], list[float]] | None:
+    """features(config) → [MMACs, kparams] looked up by config hash (exact, from the file)."""
+    if "macs" not in values or "params" not in values:
+        return None
+    table = {
+        space.config_hash(c): [m / 1e6, p / 1e3]
+        for c, m, p in zip(configs, values["macs"], values["params"], strict=True)
+    }
+    return lambda config: table[space.config_hash(config)]
 
 
 class DynastStylePredictor:
@@ -113,6 +130,18 @@ def _timed(fit: Callable[[], Any]) -> tuple[Any, float, float]:
     return model, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _ours(
+    space: SearchSpace,
+    train_cfgs: list[Config],
+    y_train: np.ndarray,
+    seed: int,
+    features: Callable[[Config], list[float]] | None,
+) -> tuple[Any, float, float]:
+    return _timed(
+        lambda: fit_predictor(space, train_cfgs, y_train, random_state=seed, features=features)
+    )
+
+
 def run_once(
     space: SearchSpace,
     configs: list[Config],
@@ -120,21 +149,26 @@ def run_once(
     n_train: int,
     seed: int,
     max_train: int,
+    cost_features: Callable[[Config], list[float]] | None,
 ) -> dict[str, dict[str, Any]]:
-    """Both predictors on one split: n_train training networks, the same held-out networks."""
+    """All predictors on one split: n_train training networks, the same held-out networks."""
     order = np.random.default_rng(seed).permutation(len(configs))
     train, held_out = order[:n_train], order[max_train:]
     train_cfgs = [configs[i] for i in train]
     test_cfgs = [configs[i] for i in held_out]
     results: dict[str, dict[str, Any]] = {}
-    ours, wall, cpu = _timed(lambda: fit_predictor(space, train_cfgs, y[train], random_state=seed))
-    results["ours"] = {
-        **rank_quality(y[held_out], ours.predict(test_cfgs)),
-        "model": ours.model_name,
-        "fit_seconds": wall,
-        "fit_cpu_seconds": cpu,
-        "cv_kendall_tau": ours.scores["kendall_tau"],
-    }
+    variants = {"ours": None, "ours+cost": cost_features}
+    for who, features in variants.items():
+        if who != "ours" and features is None:
+            continue
+        fit, wall, cpu = _ours(space, train_cfgs, y[train], seed, features)
+        results[who] = {
+            **rank_quality(y[held_out], fit.predict(test_cfgs)),
+            "model": fit.model_name,
+            "fit_seconds": wall,
+            "fit_cpu_seconds": cpu,
+            "cv_kendall_tau": fit.scores["kendall_tau"],
+        }
     with threadpool_limits(1):
         dynast, wall, cpu = _timed(lambda: DynastStylePredictor(space).fit(train_cfgs, y[train]))
         predictions = dynast.predict(test_cfgs)
@@ -185,16 +219,17 @@ def run(data: Path, repeats: int, sizes: Sequence[int]) -> dict[str, Any]:
         "repeats": repeats,
         "results": {},
     }
+    features = exact_cost_features(space, configs, values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for target in TARGETS:
             for n_train in sizes:
                 runs = [
-                    run_once(space, configs, values[target], n_train, seed, max_train)
+                    run_once(space, configs, values[target], n_train, seed, max_train, features)
                     for seed in range(repeats)
                 ]
                 report["results"][f"{target}@{n_train}"] = {
-                    who: summarise([r[who] for r in runs]) for who in ("ours", "dynast")
+                    who: summarise([r[who] for r in runs]) for who in runs[0]
                 }
     report["issue_targets"] = issue_targets(report["results"])
     return report
@@ -217,7 +252,7 @@ def issue_targets(results: dict[str, Any]) -> dict[str, Any]:
 
 def table(report: dict[str, Any]) -> str:
     header = (
-        f"{'target@n_train':20s} {'who':7s} {'model (runs)':30s} {'tau':>12s} "
+        f"{'target@n_train':20s} {'who':9s} {'model (runs)':30s} {'tau':>12s} "
         f"{'MAPE %':>7s} {'fit s':>6s} {'cpu s':>6s}"
     )
     lines = [header, "-" * len(header)]
@@ -225,7 +260,7 @@ def table(report: dict[str, Any]) -> str:
         for who, s in row.items():
             models = ", ".join(f"{m}×{c}" for m, c in s["models"].items())
             lines.append(
-                f"{key:20s} {who:7s} {models:30s} "
+                f"{key:20s} {who:9s} {models:30s} "
                 f"{s['kendall_tau']:6.3f}±{s['kendall_tau_std']:.3f} {100 * s['mape']:7.2f} "
                 f"{s['fit_seconds']:6.2f} {s['fit_cpu_seconds']:6.2f}"
             )
