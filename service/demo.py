@@ -69,6 +69,7 @@ def run_demo(
     macs_max: float | None,
     port: int,
     timeout_s: float,
+    checkpoint: str | None = None,
 ) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     temp = None if data_dir else tempfile.TemporaryDirectory(prefix="hwnas-demo-")
@@ -79,7 +80,7 @@ def run_demo(
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             wait_healthy(client, server, 120)
-            return _search(client, budget, out_dir, macs_max, timeout_s)
+            return _search(client, budget, out_dir, macs_max, timeout_s, checkpoint)
     finally:
         server.terminate()
         try:
@@ -91,9 +92,15 @@ def run_demo(
 
 
 def _search(
-    client: httpx.Client, budget: int, out_dir: Path, macs_max: float | None, timeout_s: float
+    client: httpx.Client,
+    budget: int,
+    out_dir: Path,
+    macs_max: float | None,
+    timeout_s: float,
+    checkpoint: str | None,
 ) -> int:
-    supernet = ensure(client, "/v1/supernets", {"name": SUPERNET_NAME, "family": "mbv3-digits"})
+    registration = {"name": SUPERNET_NAME, "family": "mbv3-digits", "checkpoint": checkpoint}
+    supernet = ensure(client, "/v1/supernets", registration)
     supernet = client.get(f"/v1/supernets/{supernet['id']}").json()
     ensure(client, "/v1/devices", {"name": HOST_DEVICE, "kind": "host", "descriptor": {}})
     low, high = supernet["exact_ranges"]["macs"]
@@ -124,12 +131,12 @@ def _search(
 
 
 def _follow(client: httpx.Client, location: str, timeout_s: float) -> dict[str, Any]:
-    started, shown = time.monotonic(), -1
+    started, shown, shown_at = time.monotonic(), -1, 0.0
     while True:
         job = dict(client.get(location).json())
         iterations = job["iterations"]
-        if len(iterations) != shown:
-            shown = len(iterations)
+        if len(iterations) != shown or time.monotonic() - shown_at > 20:
+            shown, shown_at = len(iterations), time.monotonic()
             last = iterations[-1] if iterations else None
             hv = f"HV {last['hypervolume']:.4f}, front {last['front_size']}" if last else "starting"
             print(

@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--macs-max", type=float, default=None, help="MACs constraint (default: auto)"
     )
     demo.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    demo.add_argument("--checkpoint", default=None, help="supernet weights (default: shipped)")
     demo.add_argument("--timeout-s", type=float, default=900)
     demo.set_defaults(handler=_demo)
 
@@ -125,4 +126,5 @@ def _demo(args: argparse.Namespace) -> int:
         macs_max=args.macs_max,
         port=args.port,
         timeout_s=args.timeout_s,
+        checkpoint=args.checkpoint,
     )
