@@ -2,9 +2,10 @@
 
 Summed per-op latencies underestimate whole networks (cache effects, per-session overheads), and
 not uniformly across op types. Features per network: the raw sum, per-group sums (op kind × output
-shape, i.e. per stage) and op counts per group. Three linear models compete by cross-validated MAPE
-(`scale`: a·sum, `affine`: a·sum + b, `groups`: ridge on all features); the winner is refitted on
-all data and stored as plain coefficients, so persistence is JSON, never pickle.
+shape, i.e. per stage) and op counts per group. Linear models compete by cross-validated MAPE
+(`scale`: a·sum, `affine`: a·sum + b, `robust_affine`: the same with a Huber loss against noisy
+measurements, `groups`: ridge on all features); the winner is refitted on all data and stored as
+plain coefficients, so persistence is JSON, never pickle.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LinearRegression, RidgeCV
+from sklearn.linear_model import HuberRegressor, LinearRegression, RidgeCV
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -22,7 +23,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from latency_tables.estimator import MissingOpKeysError
 from latency_tables.schema import LatencyTable, LatencyTableError
 
-MODEL_NAMES = ("scale", "affine", "groups")
+MODEL_NAMES = ("scale", "affine", "robust_affine", "groups")
 CALIBRATION_FORMAT = "hwnas-latency-calibration/1"
 _RIDGE_ALPHAS = np.logspace(-3, 3, 13)
 
@@ -92,6 +93,10 @@ class CalibratedLatencyEstimator:
             )
         if name == "affine":
             return make_pipeline(FunctionTransformer(_raw_sum_column), LinearRegression())
+        if name == "robust_affine":
+            return make_pipeline(
+                FunctionTransformer(_raw_sum_column), HuberRegressor(max_iter=1000)
+            )
         if name == "groups":
             return make_pipeline(StandardScaler(), RidgeCV(alphas=_RIDGE_ALPHAS))
         raise LatencyTableError(f"unknown calibration model {name!r}; choose from {MODEL_NAMES}")
