@@ -114,12 +114,14 @@ def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[Ca
 def pareto_out(session: Session, job_id: int) -> ParetoOut:
     """The feasible validated front, or the closest points while nothing is feasible."""
     job = _existing_job(session, job_id)
-    rows = list(
+    # No ORDER BY: it would make SQLite walk the (job_id, id) index over every candidate.
+    rows = sorted(
         session.scalars(
-            select(Candidate)
-            .where(Candidate.job_id == job_id, Candidate.pareto_role.in_(("front", "closest")))
-            .order_by(Candidate.id)
-        )
+            select(Candidate).where(
+                Candidate.job_id == job_id, Candidate.pareto_role.in_(("front", "closest"))
+            )
+        ),
+        key=lambda c: c.id,
     )
     out = candidates_out(session, rows)
     points = [c for c in out if c.pareto_role == "front"]
