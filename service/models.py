@@ -178,16 +178,71 @@ class LatencyMeasurement(Base):
 
 
 class MeasurementTask(Base):
-    """A sub-network waiting to be measured by a device agent (the agents' queue)."""
+    """One sub-network waiting to be measured by a device agent (the agents' queue).
+
+    Keyed by what is measured (device, supernet, config, batch size), not by job: a network is
+    measured once per device however many jobs ask. The result lives on the row, so a second
+    result for the same task is refused and nothing is duplicated.
+    """
 
     __tablename__ = "measurement_tasks"
-    __table_args__ = (Index("ix_measurement_tasks_device_status", "device_id", "status"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "supernet_id", "config_hash", "batch_size"),
+        Index("ix_measurement_tasks_device_status", "device_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
-    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
+    supernet_id: Mapped[int] = mapped_column(ForeignKey("supernets.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    config_hash: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    input_shape: Mapped[list[int]] = mapped_column(JSON)
+    batch_size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     agent_id: Mapped[str | None] = mapped_column(String(200))
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    runtime: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeviceLatencyTable(Base):
+    """An uploaded latency lookup table of one device for one supernet family."""
+
+    __tablename__ = "latency_tables"
+    __table_args__ = (Index("ix_latency_tables_device_family", "device_id", "family"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    family: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(20))
+    source_name: Mapped[str | None] = mapped_column(String(300))
+    descriptor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    measurement: Mapped[dict[str, Any]] = mapped_column(JSON)
+    unmapped_keys: Mapped[list[str]] = mapped_column(JSON)
+    renamed_keys: Mapped[dict[str, str]] = mapped_column(JSON)
+    entries_count: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _now()
+
+
+class LatencyTableEntry(Base):
+    """One op key of an uploaded table with its latency statistics in ms."""
+
+    __tablename__ = "latency_table_entries"
+    __table_args__ = (UniqueConstraint("table_id", "op_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("latency_tables.id", ondelete="CASCADE"))
+    op_key: Mapped[str] = mapped_column(String(500))
+    mean_ms: Mapped[float] = mapped_column(Float)
+    std_ms: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)
+    median_ms: Mapped[float | None] = mapped_column(Float)
+    p90_ms: Mapped[float | None] = mapped_column(Float)
+    cv: Mapped[float | None] = mapped_column(Float)
