@@ -20,6 +20,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     poll_interval_s: float = Field(default=1.0, gt=0)
     embedded_worker: bool = True
+    # Device agents: the bearer token they present (agent endpoints answer 401 while unset), how
+    # long a claimed measurement task stays theirs, and how long a job waits for their results.
+    agent_token: str | None = Field(default=None, min_length=16)
+    agent_lease_s: float = Field(default=60.0, gt=0)
+    agent_task_max_attempts: int = Field(default=5, ge=1)
+    agent_wait_timeout_s: float = Field(default=3600.0, gt=0)
+    max_latency_table_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
 
     @property
     def resolved_database_url(self) -> str:
