@@ -93,3 +93,48 @@ class _OpsOnly:
 
     def op_module(self, key: str) -> tuple[nn.Module, tuple[int, ...]]:
         return self.supernet.op_module(key)
+
+
+def test_lut_build_command_writes_a_loadable_table(
+    tmp_path: Path, supernet: MobileNetV3DigitsSupernet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import latency_tables.builder
+
+    real_build = latency_tables.builder.build_lut
+    seen: dict[str, object] = {}
+
+    def two_keys(model: object, profile: DeviceProfile, **options: object) -> object:
+        seen.update(profile=profile, **options)
+        quick = DeviceProfile(
+            name=profile.name,
+            threads=profile.threads,
+            batch_size=profile.batch_size,
+            warmup_runs=1,
+            warmup_seconds=0.0,
+            timed_runs=3,
+        )
+        return real_build(model, quick, keys=supernet.all_layer_keys()[-2:])
+
+    monkeypatch.setattr(latency_tables.builder, "build_lut", two_keys)
+    parser = argparse.ArgumentParser()
+    lut_commands.register(parser.add_subparsers(dest="command", required=True))
+    output = tmp_path / "host.lut.json"
+    args = parser.parse_args(
+        [
+            "lut",
+            "build",
+            "--supernet",
+            "mbv3-digits",
+            "--random-weights",
+            "--device",
+            "box",
+            "--batch-size",
+            "2",
+            "--output",
+            str(output),
+        ]
+    )
+    assert args.handler(args) == 0
+    table = read_table_json(output.read_text())
+    assert table.device == "box" and table.descriptor.batch_size == 2
+    assert len(table.entries) == 2 and seen["clock"] == "wall"
