@@ -1,0 +1,254 @@
+"""The device agents' queue: enqueue, claim with a lease, store a result once. Never commits.
+
+queued → leased → done; a leased task whose lease ran out is claimable again (attempts counted)
+and fails after `max_attempts` leases. A task is what is measured (device, supernet, config,
+batch size), so jobs asking for the same network on the same device share one measurement. Lease
+times use the database clock, like job heartbeats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from service.errors import ConflictError, InvalidInputError, NotFoundError
+from service.models import MeasurementTask
+
+# Latency figures an agent may report: positive, finite, and at most a minute per batch.
+MAX_LATENCY_MS = 60_000.0
+LATENCY_FIELDS = ("median_ms", "p90_ms", "mean_ms", "std_ms", "cv")
+
+
+class UnknownTaskError(NotFoundError):
+    code = "unknown_task"
+
+
+class TaskAlreadyDoneError(ConflictError):
+    code = "task_already_done"
+
+
+class TaskNotLeasedError(ConflictError):
+    code = "task_not_leased"
+
+
+class InvalidResultError(InvalidInputError):
+    code = "invalid_result"
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """What the worker reads back about one task."""
+
+    task_id: int
+    status: str
+    stats: dict[str, Any] | None
+    runtime: dict[str, Any] | None
+    agent_id: str | None
+    attempts: int
+    error: str | None
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _db_now_plus(session: Session, seconds: float) -> ColumnElement[Any]:
+    if _is_postgres(session):
+        return func.now() + literal(timedelta(seconds=seconds))
+    return func.datetime("now", f"+{seconds:.3f} seconds")
+
+
+def _db_now(session: Session) -> ColumnElement[Any]:
+    return func.now() if _is_postgres(session) else func.datetime("now")
+
+
+def enqueue(
+    session: Session,
+    device_id: int,
+    supernet_id: int,
+    job_id: int,
+    configs: Mapping[str, Mapping[str, Any]],
+    input_shape: Sequence[int],
+    batch_size: int,
+) -> dict[str, int]:
+    """One task per config hash (reusing an existing one; a failed one is queued afresh)."""
+    existing = {
+        t.config_hash: t
+        for t in session.scalars(
+            select(MeasurementTask).where(
+                MeasurementTask.device_id == device_id,
+                MeasurementTask.supernet_id == supernet_id,
+                MeasurementTask.batch_size == batch_size,
+                MeasurementTask.config_hash.in_(list(configs)),
+            )
+        )
+    }
+    for config_hash, config in configs.items():
+        task = existing.get(config_hash)
+        if task is None:
+            task = MeasurementTask(
+                device_id=device_id,
+                supernet_id=supernet_id,
+                job_id=job_id,
+                config_hash=config_hash,
+                config=dict(config),
+                input_shape=list(input_shape),
+                batch_size=batch_size,
+                status="queued",
+                attempts=0,
+            )
+            session.add(task)
+            existing[config_hash] = task
+        elif task.status == "failed":
+            task.status, task.attempts, task.error, task.job_id = "queued", 0, None, job_id
+    session.flush()
+    return {h: existing[h].id for h in configs}
+
+
+def claim(
+    session: Session,
+    device_id: int,
+    agent_id: str,
+    limit: int,
+    lease_s: float,
+    max_attempts: int,
+) -> list[MeasurementTask]:
+    """Lease up to `limit` queued (or lease-expired) tasks of the device to `agent_id`."""
+    now = _db_now(session)
+    expired = and_(MeasurementTask.status == "leased", MeasurementTask.lease_expires_at < now)
+    session.execute(
+        update(MeasurementTask)
+        .where(MeasurementTask.device_id == device_id, expired)
+        .where(MeasurementTask.attempts >= max_attempts)
+        .values(
+            status="failed",
+            finished_at=func.now(),
+            error=f"no agent posted a result in {max_attempts} leases",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    claimable = (
+        select(MeasurementTask.id)
+        .where(
+            MeasurementTask.device_id == device_id,
+            or_(MeasurementTask.status == "queued", expired),
+        )
+        .order_by(MeasurementTask.id)
+        .limit(limit)
+    )
+    if _is_postgres(session):
+        claimable = claimable.with_for_update(skip_locked=True)
+    ids = list(session.scalars(claimable))
+    if not ids:
+        return []
+    session.execute(
+        update(MeasurementTask)
+        .where(MeasurementTask.id.in_(ids), or_(MeasurementTask.status == "queued", expired))
+        .values(
+            status="leased",
+            agent_id=agent_id,
+            attempts=MeasurementTask.attempts + 1,
+            lease_expires_at=_db_now_plus(session, lease_s),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.scalars(
+        select(MeasurementTask)
+        .where(MeasurementTask.id.in_(ids), MeasurementTask.agent_id == agent_id)
+        .order_by(MeasurementTask.id)
+        .execution_options(populate_existing=True)
+    )
+    return [row for row in rows if row.status == "leased"]
+
+
+def get_task(session: Session, task_id: int) -> MeasurementTask:
+    task = session.get(MeasurementTask, task_id)
+    if task is None:
+        raise UnknownTaskError(f"measurement task {task_id} does not exist")
+    return task
+
+
+def check_stats(stats: Mapping[str, Any]) -> dict[str, float | int]:
+    """The agent's statistics, every figure finite and sane; 422 naming the first bad field."""
+    checked: dict[str, float | int] = {}
+    for name in LATENCY_FIELDS:
+        value = stats.get(name)
+        if value is None:
+            raise InvalidResultError(f"stats.{name} is missing; send {list(LATENCY_FIELDS)}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidResultError(f"stats.{name} must be a number, not {value!r}")
+        if not math.isfinite(value):
+            raise InvalidResultError(f"stats.{name} must be finite, not {value!r}")
+        low_ok = value > 0 if name.endswith("_ms") and name != "std_ms" else value >= 0
+        if not low_ok or (name.endswith("_ms") and value > MAX_LATENCY_MS):
+            raise InvalidResultError(
+                f"stats.{name} = {value!r} is not a plausible latency; expected "
+                f"{'0' if name in ('std_ms', 'cv') else 'more than 0'}..{MAX_LATENCY_MS:g} ms"
+            )
+        checked[name] = float(value)
+    if not checked["median_ms"] <= checked["p90_ms"] * (1 + 1e-9):
+        raise InvalidResultError("stats.median_ms must not exceed stats.p90_ms")
+    runs = stats.get("runs")
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise InvalidResultError(f"stats.runs must be a positive whole number, not {runs!r}")
+    checked["runs"] = runs
+    attempts = stats.get("attempts", 1)
+    checked["attempts"] = attempts if isinstance(attempts, int) and attempts >= 1 else 1
+    return checked
+
+
+def store_result(
+    session: Session,
+    task_id: int,
+    agent_id: str,
+    stats: Mapping[str, Any],
+    runtime: Mapping[str, Any],
+) -> MeasurementTask:
+    """Store the first result of a task; a second one is refused (409) and changes nothing."""
+    checked = check_stats(stats)
+    task = get_task(session, task_id)
+    if task.status == "done":
+        raise TaskAlreadyDoneError(
+            f"task {task_id} already has a result (from agent {task.agent_id}); "
+            "this one was not stored"
+        )
+    if task.status != "leased":
+        raise TaskNotLeasedError(
+            f"task {task_id} is {task.status}, not leased; claim it with "
+            f"POST /v1/devices/{task.device_id}/tasks/claim before posting a result"
+        )
+    stored = session.execute(
+        update(MeasurementTask)
+        .where(MeasurementTask.id == task_id, MeasurementTask.status == "leased")
+        .values(
+            status="done",
+            stats=checked,
+            runtime=dict(runtime),
+            agent_id=agent_id,
+            finished_at=func.now(),
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if stored.rowcount != 1:  # type: ignore[attr-defined]
+        raise TaskAlreadyDoneError(f"task {task_id} got a result from another agent just now")
+    session.refresh(task)
+    return task
+
+
+def outcomes(session: Session, task_ids: Sequence[int]) -> dict[int, TaskOutcome]:
+    rows = session.scalars(
+        select(MeasurementTask)
+        .where(MeasurementTask.id.in_(list(task_ids)))
+        .execution_options(populate_existing=True)
+    )
+    return {
+        t.id: TaskOutcome(t.id, t.status, t.stats, t.runtime, t.agent_id, t.attempts, t.error)
+        for t in rows
+    }
