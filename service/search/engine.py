@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class SearchEngine:
         self._pending: list[bytes] = []
         self._pending_origin = ""
         self._pending_scores: dict[str, dict[str, float]] = {}
-        self._ask_seconds = 0.0
+        self._ask_seconds = self._ask_cpu_seconds = 0.0
         self._exhausted = False
         self._iterations = [self._replayed_record(i) for i in stored_iterations]
 
@@ -99,7 +100,7 @@ class SearchEngine:
             return [self._config_of_key(k) for k in self._pending]
         if self.done:
             return []
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         remaining = self.spec.budget - self.validations_used
         proposal = self._tactic.propose(self._context(remaining))
         keys: list[bytes] = []
@@ -111,6 +112,7 @@ class SearchEngine:
         self._pending_origin = proposal.origin
         self._pending_scores = proposal.predictor_scores
         self._ask_seconds = time.perf_counter() - started
+        self._ask_cpu_seconds = time.process_time() - started_cpu
         if not self._pending:
             self._exhausted = True
         return [self._config_of_key(k) for k in self._pending]
@@ -119,7 +121,7 @@ class SearchEngine:
         self, configs: Sequence[Mapping[str, object]], metrics: Sequence[Mapping[str, float]]
     ) -> IterationRecord:
         """Record measured metrics per config (exact metrics merged in); one iteration record."""
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         if len(configs) != len(metrics):
             raise ValueError(f"got {len(configs)} configs but {len(metrics)} metric dicts")
         told: set[bytes] = set()
@@ -136,8 +138,10 @@ class SearchEngine:
             self._add(canonical, self._merge(canonical, measured), self._iteration, origin)
         self._pending = [k for k in self._pending if k not in told]
         seconds = self._ask_seconds + time.perf_counter() - started
-        self._ask_seconds = 0.0
+        cpu_seconds = self._ask_cpu_seconds + time.process_time() - started_cpu
+        self._ask_seconds = self._ask_cpu_seconds = 0.0
         record = self._record(self._iteration, self._pending_scores, seconds, len(told))
+        record = replace(record, cpu_seconds=cpu_seconds)
         self._iterations.append(record)
         self._iteration += 1
         return record

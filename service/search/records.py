@@ -53,7 +53,8 @@ class Evaluation:
 class IterationRecord:
     """One ask/tell round: hypervolume of the validated feasible front after it, and its cost.
 
-    `seconds` is the search's own time in this round (ask + tell), excluding validation.
+    `seconds` is the search's own wall time in this round (ask + tell), excluding validation;
+    `cpu_seconds` the process CPU time of the same work (robust to a busy host).
     """
 
     iteration: int
@@ -63,6 +64,7 @@ class IterationRecord:
     predictor_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     batch_size: int = 0
+    cpu_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class IterationRecord:
             "predictor_scores": {k: dict(v) for k, v in self.predictor_scores.items()},
             "seconds": self.seconds,
             "batch_size": self.batch_size,
+            "cpu_seconds": self.cpu_seconds,
         }
 
 
