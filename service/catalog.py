@@ -115,6 +115,11 @@ def create_device(session: Session, name: str, kind: str, descriptor: dict[str, 
     if kind == "host":
         descriptor = dataclasses.asdict(host_profile_from(name, descriptor))
         descriptor.pop("name")
+    elif kind == "agent":  # the agent measures with this profile; other keys describe the device
+        profile = {k: v for k, v in descriptor.items() if k in HOST_DESCRIPTOR_KEYS}
+        measured = dataclasses.asdict(host_profile_from(name, profile))
+        measured.pop("name")
+        descriptor = {**descriptor, **measured}
     if session.scalar(select(Device.id).where(Device.name == name)) is not None:
         raise ConflictError(f"a device named {name!r} already exists; choose another name")
     row = Device(name=name, kind=kind, descriptor=descriptor)
@@ -141,18 +146,18 @@ def list_devices(session: Session) -> list[Device]:
     return list(session.scalars(select(Device).order_by(Device.id)))
 
 
-def can_measure_latency(device: Device) -> bool:
-    """Only host devices measure today; agents and LUT estimates are not wired into workers yet."""
-    return device.kind == "host"
+def can_measure_latency(session: Session, device: Device) -> bool:
+    """Host devices measure in the service, agent devices through `hwnas agent`; a lut-only
+    device provides latency once it has a latency table."""
+    if device.kind == "lut-only":
+        from service.device_latency import has_table
+
+        return has_table(session, device.id)
+    return True
 
 
 def why_cannot_measure(device: Device) -> str:
-    if device.kind == "agent":
-        return (
-            f"device {device.name!r} is an agent device and no device agent can measure yet; "
-            "use a host device for latency objectives and constraints"
-        )
     return (
-        f"device {device.name!r} is lut-only and workers cannot yet estimate latency from tables; "
-        "use a host device for latency objectives and constraints"
+        f"device {device.name!r} is lut-only and has no latency table yet; upload one with "
+        f"POST /v1/devices/{device.id}/latency-tables"
     )

@@ -44,6 +44,7 @@ class MeasuredLatency:
     median_ms: float
     stats: dict[str, Any]
     runtime: dict[str, Any]
+    source: str = "measured"  # "agent" when a device agent measured it
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class Batch:
     front: FrontResult
     validations_used: int
     latencies: Sequence[MeasuredLatency] = field(default_factory=tuple)
+    # Metrics estimated rather than measured (latency from a device's LUT): stored as
+    # `predicted` and kept out of the shared cache, which holds validations only.
+    predicted_metrics: Collection[str] = field(default_factory=tuple)
 
 
 def stored_evaluations(session: Session, job_id: int) -> list[Evaluation]:
@@ -140,12 +144,12 @@ def store_batch(
                 metric=metric,
                 device_id=device_ids.get(metric.partition("@")[2]),
                 value=value,
-                source="measured",
+                source="predicted" if metric in batch.predicted_metrics else "measured",
             )
             for metric, value in evaluation.metrics.items()
         )
         if evaluation.config_hash in batch.validated_hashes:
-            _cache(session, key, job_id, device_ids, evaluation)
+            _cache(session, key, job_id, device_ids, evaluation, batch.predicted_metrics)
     for latency in batch.latencies:
         session.add(
             LatencyMeasurement(
@@ -155,7 +159,7 @@ def store_batch(
                 mean_ms=latency.stats.get("mean_ms", latency.median_ms),
                 stats=latency.stats,
                 runtime=latency.runtime,
-                source="measured",
+                source=latency.source,
             )
         )
     record = batch.record
@@ -191,6 +195,7 @@ def _cache(
     job_id: int,
     device_ids: Mapping[str, int],
     evaluation: Evaluation,
+    predicted_metrics: Collection[str] = (),
 ) -> None:
     """Add the validated metrics to the shared cache; a row another job wrote first is kept."""
     rows = [
@@ -205,6 +210,7 @@ def _cache(
             "job_id": job_id,
         }
         for metric, value in evaluation.metrics.items()
+        if metric not in predicted_metrics
     ]
     if not rows:
         return

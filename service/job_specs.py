@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.catalog import can_measure_latency, find_supernet, why_cannot_measure
+from service.device_latency import resolve_latency_sources
 from service.errors import InvalidInputError
 from service.models import Device, Supernet
 from service.schemas import MAX_BUDGET, JobIn
@@ -53,6 +55,11 @@ class InvalidSpecError(InvalidInputError):
 class CheckedJob:
     supernet: Supernet
     spec: SearchSpec
+    latency_sources: dict[str, str] = field(default_factory=dict)
+
+    def spec_json(self) -> dict[str, Any]:
+        """The stored job spec: the search spec plus where each device's latency comes from."""
+        return {**self.spec.to_json(), "latency_sources": dict(self.latency_sources)}
 
 
 def check_job_request(session: Session, request: JobIn) -> CheckedJob:
@@ -91,7 +98,10 @@ def check_job_request(session: Session, request: JobIn) -> CheckedJob:
         raise InvalidSpecError(str(exc)) from exc
     for metric in spec.metrics:
         check_metric(session, metric)
-    return CheckedJob(supernet, spec)
+    sources = resolve_latency_sources(
+        session, supernet, latency_devices(session, spec), request.latency_sources
+    )
+    return CheckedJob(supernet, spec, dict(sources))
 
 
 def check_metric(session: Session, metric: str) -> None:
@@ -115,7 +125,7 @@ def check_metric(session: Session, metric: str) -> None:
             f"metric {metric!r} names device {device_name!r}, which is not registered; "
             "register it with POST /v1/devices or list them with GET /v1/devices"
         )
-    if not can_measure_latency(device):
+    if not can_measure_latency(session, device):
         raise DeviceCannotMeasureError(why_cannot_measure(device))
 
 

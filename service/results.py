@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.errors import NotFoundError
-from service.models import Candidate, Job, JobIteration, MetricValue, PredictorFit
+from service.models import Candidate, Device, Job, JobIteration, MetricValue, PredictorFit
 from service.schemas import (
     CandidateOut,
     CandidatePageOut,
@@ -92,10 +92,16 @@ def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[Ca
                 MetricValue.candidate_id, MetricValue.metric, MetricValue.value, MetricValue.source
             ).where(MetricValue.candidate_id.in_(ids))
         )
+        kinds = dict(session.execute(select(Device.name, Device.kind)).tuples().all())
         for candidate_id, metric, value, source in rows:
             device = metric.partition("@")[2] or None
             metrics[candidate_id][metric] = MetricOut.model_validate(
-                {"value": value, "device": device, "source": source}
+                {
+                    "value": value,
+                    "device": device,
+                    "source": source,
+                    "method": latency_method(metric, source, kinds),
+                }
             )
     return [
         CandidateOut(
@@ -109,6 +115,17 @@ def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[Ca
         )
         for c in candidates
     ]
+
+
+def latency_method(metric: str, source: str, device_kinds: dict[str, str]) -> str | None:
+    """How a latency value was obtained: on the service host, by an agent, or from a LUT."""
+    name, _, device = metric.partition("@")
+    if name != "latency" or not device:
+        return None
+    if source == "predicted":
+        return "lut"
+    kind = device_kinds.get(device)
+    return kind if kind in ("host", "agent") else None
 
 
 def pareto_out(session: Session, job_id: int) -> ParetoOut:

@@ -84,6 +84,12 @@ class JobIn(BaseModel):
     population_size: int | None = None
     initial_size: int | None = None
     batch_size: int | None = None
+    latency_sources: dict[str, Literal["measured", "lut"]] = Field(
+        default_factory=dict,
+        description="Per latency device: 'measured' (host or agent) or 'lut' (its latency "
+        "table); default by kind: host/agent measured, lut-only lut",
+        examples=[{"npu": "lut"}],
+    )
 
 
 class IterationOut(BaseModel):
@@ -117,6 +123,11 @@ class MetricOut(BaseModel):
     value: float
     device: str | None
     source: Literal["measured", "predicted"]
+    method: Literal["host", "agent", "lut"] | None = Field(
+        default=None,
+        description="For latency: measured on the service host, by a device agent, or read "
+        "from the device's latency table",
+    )
 
 
 class CandidateOut(BaseModel):

@@ -36,6 +36,14 @@ from service.evaluation_store import (
     stored_evaluations,
     warm_start_evaluations,
 )
+from service.job_latency import (
+    JobInterrupted,
+    JobLatencyPlan,
+    lut_values,
+    measure_on_agents,
+    plan_job_latency,
+    with_lut_values,
+)
 from service.job_specs import latency_devices
 from service.search.records import WARM_START
 from service.search.spec import SearchSpec
@@ -59,15 +67,19 @@ class JobPlan:
     checkpoint: str | None
     space: SearchSpace
     spec: SearchSpec
-    devices: list[DeviceProfile]
+    devices: list[DeviceProfile]  # host devices this worker measures on
     device_ids: dict[str, int]
+    latency: JobLatencyPlan
 
 
 def load_plan(session: Session, job_id: int) -> JobPlan:
     job = jobs.get_job(session, job_id)
     supernet = catalog.get_supernet(session, job.supernet_id)
-    spec = SearchSpec.from_json(job.spec)
+    spec_json = dict(job.spec)
+    sources = spec_json.pop("latency_sources", None) or {}
+    spec = SearchSpec.from_json(spec_json)
     devices = latency_devices(session, spec)
+    latency = plan_job_latency(session, supernet, devices, sources)
     return JobPlan(
         job_id=job.id,
         key=CacheKey(supernet.id, supernet.dataset),
@@ -75,8 +87,9 @@ def load_plan(session: Session, job_id: int) -> JobPlan:
         checkpoint=supernet.checkpoint_uri,
         space=SearchSpace.from_json(supernet.search_space),
         spec=spec,
-        devices=[catalog.host_profile_from(d.name, d.descriptor) for d in devices],
+        devices=latency.hosts,
         device_ids={d.name: d.id for d in devices},
+        latency=latency,
     )
 
 
@@ -164,8 +177,12 @@ class JobRunner:
             stored = stored_evaluations(session, plan.job_id)
             history = [e for e in stored if e.origin != WARM_START]
             warm_start = warm_start_evaluations(
-                session, plan.key, plan.spec.metrics, exclude={e.config_hash for e in history}
+                session,
+                plan.key,
+                self._validated_metrics(plan),
+                exclude={e.config_hash for e in history},
             )
+        warm_start = with_lut_values(plan.latency, supernet, warm_start)
         engine = SearchEngine(
             plan.space,
             plan.spec,
@@ -191,7 +208,10 @@ class JobRunner:
             configs = engine.ask()
             if not configs:
                 break
-            metrics, validated, latencies = self._measure(plan, supernet, configs)
+            try:
+                metrics, validated, latencies = self._measure(plan, supernet, configs, heartbeat)
+            except JobInterrupted as interrupted:
+                return interrupted.status
             record = engine.tell(configs, metrics)
             new = [e for e in engine.evaluations if e.config_hash not in stored_hashes]
             batch = Batch(
@@ -201,6 +221,7 @@ class JobRunner:
                 front=engine.front(),
                 validations_used=sum(1 for e in engine.evaluations if e.origin != WARM_START),
                 latencies=latencies,
+                predicted_metrics=plan.latency.lut_metrics,
             )
             with transaction(self.factory) as session:
                 store_batch(session, plan.job_id, self.worker_id, plan.key, plan.device_ids, batch)
@@ -214,37 +235,74 @@ class JobRunner:
             )
         return "succeeded"
 
+    @staticmethod
+    def _validated_metrics(plan: JobPlan) -> list[str]:
+        """The metrics validation provides (and the cache holds): all but LUT estimates."""
+        return [m for m in plan.spec.metrics if m not in plan.latency.lut_metrics]
+
     def _measure(
-        self, plan: JobPlan, supernet: Supernet, configs: Sequence[Config]
+        self, plan: JobPlan, supernet: Supernet, configs: Sequence[Config], heartbeat: Heartbeat
     ) -> tuple[list[dict[str, float]], set[str], list[MeasuredLatency]]:
-        """Metrics per config: cache hits first, the rest validated for real."""
+        """Metrics per config: cache hits first, the rest validated for real (on this host and
+        by device agents); LUT latencies estimated for all."""
         hashes = [plan.space.config_hash(c) for c in configs]
         with transaction(self.factory) as session:
-            hits = cached_metrics(session, plan.key, plan.spec.metrics, hashes)
+            hits = cached_metrics(session, plan.key, self._validated_metrics(plan), hashes)
         misses = [i for i, h in enumerate(hashes) if h not in hits]
         metrics: list[dict[str, float]] = [dict(hits[h][1]) if h in hits else {} for h in hashes]
+        latencies: list[MeasuredLatency] = []
         if "accuracy" not in plan.spec.metrics and not plan.devices:
-            for index in misses:  # only exact metrics asked for: nothing to measure
+            for index in misses:  # no accuracy, no host latency: only exact metrics here
                 metrics[index] = exact_metrics(supernet, configs[index])
-            return metrics, {hashes[i] for i in misses}, []
+        else:
+            self._validate(plan, supernet, configs, misses, metrics, latencies)
+        if plan.latency.agents and misses:
+            agent_metrics, agent_latencies = measure_on_agents(
+                self.factory,
+                plan.latency,
+                plan.job_id,
+                plan.key.supernet_id,
+                tuple(supernet.example_input(1).shape[1:]),
+                {hashes[i]: supernet.canonical(configs[i]) for i in misses},
+                lambda: "released" if self.stop.is_set() else heartbeat.state,
+                self.settings.poll_interval_s,
+                self.settings.agent_wait_timeout_s,
+            )
+            for index in misses:
+                metrics[index].update(agent_metrics[hashes[index]])
+            latencies.extend(agent_latencies)
+        for row, estimated in zip(
+            metrics, lut_values(plan.latency, supernet, configs), strict=True
+        ):
+            row.update(estimated)
+        return metrics, {hashes[i] for i in misses}, latencies
+
+    def _validate(
+        self,
+        plan: JobPlan,
+        supernet: Supernet,
+        configs: Sequence[Config],
+        misses: list[int],
+        metrics: list[dict[str, float]],
+        latencies: list[MeasuredLatency],
+    ) -> None:
+        """Accuracy, exact metrics and host latencies of the configs at `misses`, in place."""
         validations = validate_subnets_detailed(
             supernet, [configs[i] for i in misses], plan.devices
         )
-        latencies = []
         for index, validation in zip(misses, validations, strict=True):
             metrics[index] = validation.metrics
             for device_name, stats in validation.latency.items():
                 profile = next(d for d in plan.devices if d.name == device_name)
                 latencies.append(
                     MeasuredLatency(
-                        config_hash=hashes[index],
+                        config_hash=plan.space.config_hash(configs[index]),
                         device_name=device_name,
                         median_ms=stats.median_ms,
                         stats=stats.to_json(),
                         runtime=profile.descriptor(),
                     )
                 )
-        return metrics, {hashes[i] for i in misses}, latencies
 
 
 def run_worker(

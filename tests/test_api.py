@@ -45,7 +45,7 @@ def row_counts(api: Server) -> dict[str, int]:
 
 def test_health_and_openapi(api: Server) -> None:
     health = api.client.get("/health").json()
-    assert health == {"status": "ok", "database": "sqlite", "schema_revision": "0001"}
+    assert health == {"status": "ok", "database": "sqlite", "schema_revision": "0002"}
     paths = api.client.get("/openapi.json").json()["paths"]
     assert {"/v1/jobs", "/v1/jobs/{job_id}/pareto", "/v1/supernets/{supernet_id}"} <= set(paths)
 
@@ -64,7 +64,8 @@ def test_devices_report_what_they_can_measure(api: Server) -> None:
     devices = {d["name"]: d for d in api.client.get("/v1/devices").json()}
     assert devices["host"]["can_measure_latency"] is True
     assert devices["host"]["descriptor"]["timed_runs"] == 5
-    assert devices["phone"]["can_measure_latency"] is False
+    assert devices["phone"]["can_measure_latency"] is True  # through `hwnas agent`
+    assert devices["npu"]["can_measure_latency"] is False  # until it has a latency table
 
 
 def test_submit_job_returns_202_with_location(api: Server) -> None:
@@ -133,13 +134,17 @@ BAD_REQUESTS = [
         "POST /v1/devices",
     ),
     (
-        "agent cannot measure",
+        "agent device without a table cannot use lut",
         "POST",
         "/v1/jobs",
-        {**GOOD_JOB, "objectives": ["accuracy:max", "latency@phone:min"]},
+        {
+            **GOOD_JOB,
+            "objectives": ["accuracy:max", "latency@phone:min"],
+            "latency_sources": {"phone": "lut"},
+        },
         422,
-        "device_cannot_measure",
-        "host device",
+        "invalid_latency_source",
+        "no latency table",
     ),
     (
         "lut-only cannot measure",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
+from sqlalchemy.orm import Session
 
 from service import catalog
 from service.api.deps import SessionDep
@@ -12,13 +13,13 @@ from service.schemas import DeviceIn, DeviceOut
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
 
-def _out(row: Device) -> DeviceOut:
+def _out(session: Session, row: Device) -> DeviceOut:
     return DeviceOut(
         id=row.id,
         name=row.name,
         kind=row.kind,
         descriptor=row.descriptor,
-        can_measure_latency=catalog.can_measure_latency(row),
+        can_measure_latency=catalog.can_measure_latency(session, row),
         created_at=row.created_at,
     )
 
@@ -28,9 +29,9 @@ def create_device(body: DeviceIn, session: SessionDep, response: Response) -> De
     row = catalog.create_device(session, body.name, body.kind, body.descriptor)
     session.refresh(row)
     response.headers["Location"] = f"/v1/devices/{row.id}"
-    return _out(row)
+    return _out(session, row)
 
 
 @router.get("", response_model=list[DeviceOut])
 def list_devices(session: SessionDep) -> list[DeviceOut]:
-    return [_out(row) for row in catalog.list_devices(session)]
+    return [_out(session, row) for row in catalog.list_devices(session)]

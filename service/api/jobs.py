@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
 def submit_job(body: JobIn, session: SessionDep, response: Response) -> JobOut:
     checked = check_job_request(session, body)
-    job = jobs.create_job(session, checked.supernet.id, checked.spec.to_json(), checked.spec.budget)
+    job = jobs.create_job(session, checked.supernet.id, checked.spec_json(), checked.spec.budget)
     session.refresh(job)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return results.job_out(session, job, with_iterations=False)
