@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "service.service_commands",
     "service.lut_commands",
     "service.search_commands",
+    "service.agent_commands",
 )
 
 
