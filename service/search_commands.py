@@ -10,6 +10,7 @@ from typing import Any
 
 from service.search import Evaluation, FrontResult, SearchEngine, SearchSpec, run_search
 from service.search.spec import TACTICS, parse_constraint, parse_objective
+from service.supernets.space import SearchSpace
 
 LOCAL_METRICS = ("accuracy", "macs", "params")
 LOCAL_DEVICE = "host"
@@ -105,7 +106,7 @@ def _search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(search_report(engine, front), indent=2))
     else:
-        print(front_table(spec, front))
+        print(front_table(spec, front, supernet.space))
     return 0
 
 
@@ -119,8 +120,9 @@ def search_report(engine: SearchEngine, front: FrontResult) -> dict[str, Any]:
     }
 
 
-def front_table(spec: SearchSpec, front: FrontResult) -> str:
-    """The front (or, with nothing feasible, the closest points) as a plain text table."""
+def front_table(spec: SearchSpec, front: FrontResult, space: SearchSpace | None = None) -> str:
+    """The front (or, with nothing feasible, the closest points) as a plain text table; with
+    `space`, the config column shows active genes only."""
     metrics = [*spec.metrics, *(m for m in ("macs", "params") if m not in spec.metrics)]
     if front.feasible:
         title = f"Pareto front: {len(front.points)} points, hypervolume {front.hypervolume:.4f}"
@@ -129,17 +131,23 @@ def front_table(spec: SearchSpec, front: FrontResult) -> str:
         constraints = ", ".join(str(c) for c in spec.constraints)
         title = f"No feasible point for {constraints}; the {len(front.closest)} closest:"
         rows = front.closest
-    return "\n".join([title, *_table(rows, metrics)])
+    return "\n".join([title, *_table(rows, metrics, space)])
 
 
-def _table(points: Sequence[Evaluation], metrics: Sequence[str]) -> list[str]:
+def _table(
+    points: Sequence[Evaluation], metrics: Sequence[str], space: SearchSpace | None
+) -> list[str]:
     header = ["#", "hash", *metrics, "config"]
     body = [
         [
             str(i),
             p.config_hash[:10],
             *(f"{p.metrics.get(m, float('nan')):.6g}" for m in metrics),
-            " ".join(f"{k}={v}" for k, v in p.config.items()),
+            " ".join(
+                f"{k}={v}"
+                for k, v in p.config.items()
+                if space is None or space.is_active(p.config, k)
+            ),
         ]
         for i, p in enumerate(points)
     ]

@@ -65,6 +65,10 @@ def test_search_prints_a_table_and_says_when_nothing_is_feasible(
     out = capsys.readouterr().out
     assert out.startswith("No feasible point for macs<=1e+08, latency@host<=0.1; the 5 closest:")
     assert "latency@host" in out.splitlines()[1]
+    for line in out.splitlines()[2:]:  # configs list active genes only
+        for stage in range(4):
+            if f"s{stage}.depth=2" in line:
+                assert f"s{stage}.b2." not in line and f"s{stage}.b3." not in line
 
 
 @pytest.mark.parametrize(
