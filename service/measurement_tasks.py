@@ -72,7 +72,7 @@ def enqueue(
     session: Session,
     device_id: int,
     supernet_id: int,
-    job_id: int,
+    job_id: int | None,
     configs: Mapping[str, Mapping[str, Any]],
     input_shape: Sequence[int],
     batch_size: int,
