@@ -25,7 +25,11 @@ def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
 def _new_job(factory: sessionmaker[Session]) -> int:
     with transaction(factory) as session:
         supernet = Supernet(
-            name=f"s{time.monotonic_ns()}", family="f", dataset="d", search_space=[]
+            name=f"s{time.monotonic_ns()}",
+            family="f",
+            dataset="d",
+            search_space=[],
+            exact_ranges={},
         )
         session.add(supernet)
         session.flush()
