@@ -215,3 +215,13 @@ def test_hypervolume_uses_the_stated_bounds_and_reference_point() -> None:
     assert scale.hypervolume(np.array([[-50.0, 5.0], [-75.0, 7.5]])) == pytest.approx(
         0.25 + 0.25 * 0.25
     )
+
+
+@pytest.mark.slow
+def test_agemoea_for_two_objectives_when_numba_is_installed(mbv3_space: SearchSpace) -> None:
+    pytest.importorskip("numba")  # pymoo's AGE-MOEA needs it (compiles on first use)
+    validator = SyntheticValidator(mbv3_space)
+    spec = quick_spec("evolutionary", budget=20, algorithm="agemoea")
+    engine = run_search(mbv3_space, spec, validator)
+    assert validator.calls == 20 == len(set(validator.seen))
+    assert engine.front().feasible
