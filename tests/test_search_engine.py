@@ -225,3 +225,22 @@ def test_agemoea_for_two_objectives_when_numba_is_installed(mbv3_space: SearchSp
     engine = run_search(mbv3_space, spec, validator)
     assert validator.calls == 20 == len(set(validator.seen))
     assert engine.front().feasible
+
+
+def test_failed_measurements_stay_off_the_front_and_out_of_the_fits(
+    small_space: SearchSpace,
+) -> None:
+    validator = SyntheticValidator(small_space)
+
+    def flaky(configs: list[dict]) -> list[dict[str, float]]:
+        results = validator(configs)
+        for i in range(0, len(results), 3):  # every third measurement failed
+            results[i]["accuracy"] = float("nan")
+        return results
+
+    spec = quick_spec("linas", budget=24, initial_size=3, batch_size=4)
+    engine = run_search(small_space, spec, flaky)
+    assert engine.validations_used == 24 == len(set(validator.seen))
+    front = engine.front()
+    assert front.feasible and all(np.isfinite(p.metrics["accuracy"]) for p in front.points)
+    assert any(e.origin == "linas" for e in engine.evaluations)

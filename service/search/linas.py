@@ -23,6 +23,7 @@ from service.search.surrogate import MetricModels
 from service.search.tactics import Proposal, SearchContext, pad, space_filling
 
 INNER_POPULATION = 40
+MIN_TRAINING = 5  # validated values a predictor needs (predictors.selection.MIN_TRAIN_SAMPLES)
 
 
 def initial_size(budget: int) -> int:
@@ -77,8 +78,11 @@ class LinasTactic:
         if len(ctx.evaluations) < n_initial:
             return space_filling(ctx, n_initial - len(ctx.evaluations), "initial")
         n_batch = min(spec.batch_size or batch_size(ctx.remaining), ctx.remaining)
+        columns = columns_of(ctx.evaluations, self.models.metrics)
+        if any(np.isfinite(column).sum() < MIN_TRAINING for column in columns.values()):
+            return space_filling(ctx, n_batch, "initial")  # too few measured values to fit
         configs = [e.config for e in ctx.evaluations]
-        self.models.refit(configs, columns_of(ctx.evaluations, self.models.metrics))
+        self.models.refit(configs, columns)
         scorer = PredictedScorer(ctx, self.models)
         self._inner_search(ctx, scorer)
 
