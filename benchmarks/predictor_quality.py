@@ -48,6 +48,8 @@ def load_measurements(path: Path) -> tuple[list[Config], dict[str, np.ndarray]]:
             "pass another file with --data"
         )
     records = json.loads(path.read_text())
+    if isinstance(records, dict) and isinstance(records.get("networks"), dict):
+        records = list(records["networks"].values())  # {"networks": {hash: record}} also works
     if not isinstance(records, list) or not records:
         raise SystemExit(f"{path} must hold a non-empty JSON list of records")
     for i, record in enumerate(records):
