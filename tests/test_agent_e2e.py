@@ -1,0 +1,238 @@
+"""End to end: `hwnas serve` (uvicorn, SQLite) and real `hwnas agent` processes measuring for a
+search whose latency constraint names an agent device; an agent killed mid-task loses nothing."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from service_processes import Server, hwnas, service_env, wait_for
+from sqlalchemy import func, select
+
+from service.db import make_engine, make_session_factory, transaction
+from service.measurement_tasks import enqueue
+from service.models import LatencyMeasurement, MeasurementTask
+
+TOKEN = "test-agent-token-0123456789"
+# A second host profile stands in for the remote device: one thread, batch 8, and a one-second
+# warm-up so that every measurement takes long enough to kill an agent in the middle of one.
+EDGE = {
+    "threads": 1,
+    "batch_size": 8,
+    "warmup_runs": 2,
+    "warmup_seconds": 1.0,
+    "timed_runs": 10,
+    "max_attempts": 1,
+}
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> Iterator[Server]:
+    tmp_path = tmp_path_factory.mktemp("agents")
+    env = service_env(
+        tmp_path,
+        agent_token=TOKEN,
+        agent_lease_s="5",
+        poll_interval_s="0.3",
+        heartbeat_interval_s="0.5",
+    )
+    server = Server(env, tmp_path / "server.log")
+    server.data_dir = tmp_path  # type: ignore[attr-defined]
+    try:
+        client = server.client
+        body = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
+        assert client.post("/v1/supernets", json=body).status_code == 201
+        edge = {"name": "edge", "kind": "agent", "descriptor": {**EDGE, "os": "linux"}}
+        assert client.post("/v1/devices", json=edge).status_code == 201
+        host = {"name": "host", "kind": "host", "descriptor": {"threads": 1}}
+        assert client.post("/v1/devices", json=host).status_code == 201
+        yield server
+    finally:
+        server.stop()
+
+
+def _session_factory(server: Server) -> Any:
+    engine = make_engine(f"sqlite:///{server.data_dir}/hwnas.db")  # type: ignore[attr-defined]
+    return make_session_factory(engine)
+
+
+def _agent(server: Server, agent_id: str, log: Path) -> subprocess.Popen[bytes]:
+    args = ["agent", "--server", f"http://127.0.0.1:{server.port}", "--device", "edge"]
+    args += ["--agent-id", agent_id, "--poll-s", "0.3"]
+    env = service_env(server.data_dir, agent_token=TOKEN)  # type: ignore[attr-defined]
+    return hwnas(args, env, log)
+
+
+def test_agent_measures_a_search_and_a_killed_agent_loses_nothing(
+    server: Server, tmp_path: Path
+) -> None:
+    client = server.client
+    request = {
+        "supernet": "digits",
+        "objectives": ["accuracy:max", "macs:min"],
+        "constraints": ["latency@edge<=1000"],
+        "budget": 6,
+        "tactic": "random",
+        "batch_size": 3,
+    }
+    submitted = client.post("/v1/jobs", json=request)
+    assert submitted.status_code == 202, submitted.text
+    location = submitted.headers["Location"]
+    assert submitted.json()["spec"]["latency_sources"] == {"edge": "measured"}
+
+    factory = _session_factory(server)
+
+    def leased_by(agent_id: str) -> int | None:
+        with transaction(factory) as session:
+            return session.scalar(
+                select(MeasurementTask.id).where(
+                    MeasurementTask.status == "leased", MeasurementTask.agent_id == agent_id
+                )
+            )
+
+    first = _agent(server, "agent-a", tmp_path / "agent-a.log")
+    agents = [first]
+    try:
+        killed_task = wait_for(lambda: leased_by("agent-a"), 240, "agent-a to lease", 0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        agents.append(_agent(server, "agent-b", tmp_path / "agent-b.log"))
+
+        def finished() -> dict[str, Any] | None:
+            job = client.get(location).json()
+            return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+        job = wait_for(finished, 400, "the job to finish", interval_s=1)
+    finally:
+        for process in agents:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+    assert isinstance(job, dict)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["validations_used"] == 6
+
+    with transaction(factory) as session:
+        all_tasks = list(
+            session.scalars(
+                select(MeasurementTask)
+                .where(MeasurementTask.job_id == job["id"])
+                .order_by(MeasurementTask.id)
+            )
+        )
+        measurements = list(session.scalars(select(LatencyMeasurement)))
+        re_leased = session.get(MeasurementTask, killed_task)
+    assert len(all_tasks) == 6 and {t.status for t in all_tasks} == {"done"}
+    assert {t.batch_size for t in all_tasks} == {8}
+    assert re_leased is not None
+    assert (re_leased.agent_id, re_leased.attempts) == ("agent-b", 2)
+    assert len(measurements) == 6 and {m.source for m in measurements} == {"agent"}
+    assert {m.runtime["batch_size"] for m in measurements} == {8}
+    assert {m.runtime["threads"] for m in measurements} == {1}
+    by_hash = {t.config_hash: t.stats["median_ms"] for t in all_tasks if t.stats}
+
+    candidates = client.get(f"{location}/candidates").json()["items"]
+    assert len(candidates) == 6
+    for candidate in candidates:
+        latency = candidate["metrics"]["latency@edge"]
+        assert (latency["source"], latency["method"], latency["device"]) == (
+            "measured",
+            "agent",
+            "edge",
+        )
+        assert latency["value"] == pytest.approx(by_hash[candidate["config_hash"]])
+    pareto = client.get(f"{location}/pareto").json()
+    assert pareto["feasible"] and pareto["points"]
+    assert {p["metrics"]["latency@edge"]["method"] for p in pareto["points"]} == {"agent"}
+
+
+def _leased_task(server: Server) -> int:
+    """A task queued straight into the server's database and claimed over HTTP."""
+    factory = _session_factory(server)
+    with transaction(factory) as session:
+        ids = enqueue(session, 1, 1, None, {uuid.uuid4().hex: {"x": 1}}, [1, 32, 32], 8)
+    [task_id] = ids.values()
+    claimed = server.client.post(
+        "/v1/devices/1/tasks/claim", json={"agent_id": "probe", "limit": 64}, headers=AUTH
+    )
+    assert claimed.status_code == 200, claimed.text
+    assert task_id in [t["id"] for t in claimed.json()["tasks"]]
+    return int(task_id)
+
+
+def _task_row(server: Server, task_id: int) -> tuple[str, Any, int]:
+    """The task's status and stats, and how many latency measurements are stored in all."""
+    with transaction(_session_factory(server)) as session:
+        task = session.get(MeasurementTask, task_id)
+        count = session.scalar(select(func.count()).select_from(LatencyMeasurement))
+        assert task is not None
+        return task.status, task.stats, int(count or 0)
+
+
+GOOD = {"median_ms": 2.0, "p90_ms": 2.5, "mean_ms": 2.1, "std_ms": 0.2, "cv": 0.1, "runs": 10}
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        ({"stats": GOOD}, {}, 401, "unauthorized"),
+        ({"stats": GOOD}, {"Authorization": "Bearer wrong-token-000000000"}, 401, "unauthorized"),
+        ({"stats": {**GOOD, "median_ms": float("nan")}}, AUTH, 422, "invalid_result"),
+        ({"stats": {**GOOD, "median_ms": -2.0}}, AUTH, 422, "invalid_result"),
+        ({"stats": {**GOOD, "median_ms": 0}}, AUTH, 422, "invalid_result"),
+        ({"stats": {**GOOD, "median_ms": 90_000, "p90_ms": 95_000}}, AUTH, 422, "invalid_result"),
+        ({"stats": {k: v for k, v in GOOD.items() if k != "cv"}}, AUTH, 422, "invalid_result"),
+        ({}, AUTH, 422, "invalid_request"),
+    ],
+)
+def test_bad_agent_results_are_refused_and_change_nothing(
+    server: Server, body: dict[str, Any], headers: dict[str, str], status: int, code: str
+) -> None:
+    task_id = _leased_task(server)
+    before = _task_row(server, task_id)
+    posted = server.client.post(
+        f"/v1/tasks/{task_id}/result",
+        content=_json({"agent_id": "probe", "runtime": {}, **body}),
+        headers={"Content-Type": "application/json", **headers},
+    )
+    assert posted.status_code == status, posted.text
+    assert posted.json()["error"] == code and posted.json()["detail"]
+    assert _task_row(server, task_id) == before
+    assert before[:2] == ("leased", None)
+
+
+def test_second_result_is_refused_and_agent_endpoints_check_device(server: Server) -> None:
+    client = server.client
+    task_id = _leased_task(server)
+    body = {"agent_id": "probe", "stats": GOOD, "runtime": {"runtime": "onnxruntime"}}
+    assert client.post(f"/v1/tasks/{task_id}/result", json=body, headers=AUTH).status_code == 200
+    again = client.post(
+        f"/v1/tasks/{task_id}/result",
+        json={**body, "stats": {**GOOD, "median_ms": 2.2}},
+        headers=AUTH,
+    )
+    assert again.status_code == 409 and again.json()["error"] == "task_already_done"
+    assert _task_row(server, task_id)[:2] == ("done", {**GOOD, "attempts": 1})
+
+    claim = {"agent_id": "probe"}
+    unknown = client.post("/v1/devices/999/tasks/claim", json=claim, headers=AUTH)
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_device")
+    host = client.post("/v1/devices/2/tasks/claim", json=claim, headers=AUTH)
+    assert (host.status_code, host.json()["error"]) == (409, "not_an_agent_device")
+    assert client.post("/v1/devices/1/tasks/claim", json=claim).status_code == 401
+    missing = client.post("/v1/tasks/999/result", json=body, headers=AUTH)
+    assert (missing.status_code, missing.json()["error"]) == (404, "unknown_task")
+    model = client.get(f"/v1/tasks/{task_id}/model.onnx")
+    assert model.status_code == 401
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)  # allow_nan: NaN goes over the wire as the agent would send it
