@@ -152,7 +152,7 @@ def test_bad_configs_are_refused_naming_the_gene(
         supernet.canonical(config)
     assert expected in str(error.value)
     if "missing" in expected:
-        assert "[2, 3, 4]" in str(error.value)
+        assert "[1, 2, 3, 4]" in str(error.value)
 
 
 def test_entry_point_plugin_is_discovered() -> None:

@@ -36,9 +36,9 @@ class ArchSpec:
         StageSpec(40, 2, True),
         StageSpec(64, 1, True),
     )
-    depths: tuple[int, ...] = (2, 3, 4)
+    depths: tuple[int, ...] = (1, 2, 3, 4)
     kernels: tuple[int, ...] = (3, 5, 7)
-    expands: tuple[int, ...] = (3, 4, 6)
+    expands: tuple[int, ...] = (2, 3, 4, 6)
     final_expand_width: int = 192
     feature_mix_width: int = 256
     num_classes: int = 10
