@@ -104,7 +104,7 @@ def with_lut_values(
 def measure_on_agents(
     factory: sessionmaker[Session],
     plan: JobLatencyPlan,
-    job_id: int,
+    job_id: int | None,
     supernet_id: int,
     input_shape: Sequence[int],
     configs: Mapping[str, Mapping[str, Any]],
