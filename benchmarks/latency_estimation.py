@@ -24,7 +24,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from latency_tables import CalibratedLatencyEstimator, LatencyTable, estimate_latency
-from latency_tables.builder import build_luts
+from latency_tables.builder import build_luts, cpu_model
 from latency_tables.calibration import score_estimates
 from latency_tables.shipped import calibration_path, lut_path
 from latency_tables.timing import CLOCKS, measure_onnx_clocks
@@ -100,9 +100,8 @@ def run_measurements(args: argparse.Namespace) -> dict[str, Any]:
                     "median_ms": lut_reference_ms[clock],
                     "note": "largest sub-network, measured before and after the op sweep",
                 },
-                "notes": "built by benchmarks/latency_estimation.py on a shared "
-                f"{platform.machine()} host ({platform.processor() or 'cpu'}, other jobs running);"
-                " random weights",
+                "notes": "built by benchmarks/latency_estimation.py on a shared 2-core host "
+                f"({cpu_model()}) with other jobs running; random weights",
             }
         )
         luts[clock] = lut.model_copy(update={"measurement": info})

@@ -8,6 +8,7 @@ import math
 import platform
 import statistics
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,7 @@ from service.evaluation.latency import (
 BUILD_METHOD = (
     "onnxruntime CPU, one ONNX session per op (the supernet's op_module), batch of the profile, "
     "warm-up by count and time, timed runs repeated while CV exceeds the profile's limit; "
-    "passes over all ops in shuffled order, per-op median of the pass medians; clock: wall "
-    "(perf_counter) or thread_cpu (the calling thread's CPU time, threads=1)"
+    "passes over all ops in shuffled order, per-op median of the pass medians"
 )
 
 
@@ -46,11 +46,21 @@ def space_fingerprint(supernet: Any) -> str | None:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo where there is one, else the machine type."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def profile_descriptor(profile: DeviceProfile, clock: Clock = "wall") -> DeviceDescriptor:
     details = profile.descriptor()
     details.pop("name", None)
     details["clock"] = clock
-    details.setdefault("hardware", platform.processor() or platform.machine())
+    details.setdefault("hardware", cpu_model())
     return DeviceDescriptor.model_validate(details)
 
 
