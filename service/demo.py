@@ -190,11 +190,29 @@ def _write_outputs(
     (out_dir / "candidates.csv").write_text(
         client.get(f"{location}/export", params={"format": "csv"}).text
     )
-    _plot(export["candidates"], pareto["points"], out_dir / "pareto.png")
+    _plot(export["candidates"], pareto["points"], pareto["constraints"], out_dir / "pareto.png")
     print(f"\nwrote {front_csv}, {out_dir / 'candidates.csv'} and {out_dir / 'pareto.png'}")
 
 
-def _plot(candidates: list[dict[str, Any]], front: list[dict[str, Any]], path: Path) -> None:
+def _feasible(candidate: dict[str, Any], constraints: list[str]) -> bool:
+    from service.search import parse_constraint
+
+    for text in constraints:
+        constraint = parse_constraint(text)
+        value = candidate["metrics"].get(constraint.metric, {}).get("value")
+        if value is None:
+            return False
+        if value > constraint.value if constraint.op == "<=" else value < constraint.value:
+            return False
+    return True
+
+
+def _plot(
+    candidates: list[dict[str, Any]],
+    front: list[dict[str, Any]],
+    constraints: list[str],
+    path: Path,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,9 +226,12 @@ def _plot(candidates: list[dict[str, Any]], front: list[dict[str, Any]], path: P
         )
 
     figure, axes = plt.subplots(figsize=(7, 5))
-    axes.scatter(*xy(candidates), s=14, c="0.7", label="validated")
+    feasible = [c for c in candidates if _feasible(c, constraints)]
+    infeasible = [c for c in candidates if not _feasible(c, constraints)]
+    axes.scatter(*xy(feasible), s=14, c="0.55", label="validated, feasible")
+    axes.scatter(*xy(infeasible), s=14, c="0.8", marker="x", label=f"violates {constraints}")
     front_x, front_y = xy(sorted(front, key=lambda p: p["metrics"]["latency@host"]["value"]))
-    axes.plot(front_x, front_y, "o-", c="tab:red", label="Pareto front (feasible)")
+    axes.plot(front_x, front_y, "o-", c="tab:red", drawstyle="steps-post", label="Pareto front")
     axes.set_xlabel("latency on host (ms, measured)")
     axes.set_ylabel("accuracy (%)")
     axes.legend()
