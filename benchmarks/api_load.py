@@ -4,7 +4,8 @@ concurrent clients (httpx async) on a job with 100,000 stored candidates, next t
     .venv/bin/python benchmarks/api_load.py [--candidates 100000] [--clients 50] [--requests 20]
                                             [--database-url postgresql+psycopg://...]
 
-Without --database-url it uses a fresh SQLite file in a temporary directory. Candidates are
+Without --database-url it uses a fresh SQLite file in a temporary directory; with a PostgreSQL
+URL it creates a throwaway database on that server and drops it afterwards. Candidates are
 inserted directly in bulk; the server is a real `hwnas serve --no-worker` subprocess.
 """
 
@@ -16,11 +17,16 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
+import psycopg
 from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from service_processes import Server, service_env
@@ -102,6 +108,20 @@ def populate(url: str, n_candidates: int) -> int:
     return 1
 
 
+@contextmanager
+def throwaway_postgres(server_url: str) -> Iterator[str]:
+    """A new empty database on the server of `server_url`, dropped on exit."""
+    name = f"hwnas_bench_{uuid.uuid4().hex[:10]}"
+    admin = make_url(server_url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def hammer(
     base_url: str, path: str, clients: int, per_client: int
 ) -> tuple[list[float], float]:
@@ -128,6 +148,31 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
+def run(data_dir: Path, database_url: str | None, args: argparse.Namespace) -> None:
+    url = database_url or f"sqlite:///{data_dir}/hwnas.db"
+    upgrade_database(url)
+    started = time.perf_counter()
+    job_id = populate(url, args.candidates)
+    print(
+        f"inserted {args.candidates:,} candidates ({4 * args.candidates:,} metric rows) "
+        f"in {time.perf_counter() - started:.1f} s on {url.split(':')[0]}"
+    )
+    server = Server(service_env(data_dir, database_url), data_dir / "server.log", worker=False)
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        print(f"{args.clients} concurrent clients x {args.requests} requests each")
+        print(f"{'endpoint':<26} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9} {'req/s':>8}")
+        for path in ("/health", f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/pareto"):
+            latencies, elapsed = asyncio.run(hammer(base, path, args.clients, args.requests))
+            print(
+                f"{'GET ' + path:<26} {percentile(latencies, 50):>9.1f} "
+                f"{percentile(latencies, 99):>9.1f} {statistics.fmean(latencies):>9.1f} "
+                f"{len(latencies) / elapsed:>8.1f}"
+            )
+    finally:
+        server.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=100_000)
@@ -137,31 +182,11 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="hwnas-bench-") as tmp:
-        data_dir = Path(tmp)
-        url = args.database_url or f"sqlite:///{data_dir}/hwnas.db"
-        upgrade_database(url)
-        started = time.perf_counter()
-        job_id = populate(url, args.candidates)
-        print(
-            f"inserted {args.candidates:,} candidates ({4 * args.candidates:,} metric rows) "
-            f"in {time.perf_counter() - started:.1f} s on {url.split(':')[0]}"
-        )
-        server = Server(
-            service_env(data_dir, args.database_url), data_dir / "server.log", worker=False
-        )
-        try:
-            base = f"http://127.0.0.1:{server.port}"
-            print(f"{args.clients} concurrent clients x {args.requests} requests each")
-            print(f"{'endpoint':<26} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9} {'req/s':>8}")
-            for path in ("/health", f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/pareto"):
-                latencies, elapsed = asyncio.run(hammer(base, path, args.clients, args.requests))
-                print(
-                    f"{'GET ' + path:<26} {percentile(latencies, 50):>9.1f} "
-                    f"{percentile(latencies, 99):>9.1f} {statistics.fmean(latencies):>9.1f} "
-                    f"{len(latencies) / elapsed:>8.1f}"
-                )
-        finally:
-            server.stop()
+        if args.database_url:
+            with throwaway_postgres(args.database_url) as url:
+                run(Path(tmp), url, args)
+        else:
+            run(Path(tmp), None, args)
     return 0
 
 
