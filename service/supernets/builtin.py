@@ -212,10 +212,11 @@ class MobileNetV3DigitsSupernet:
         return subnet.eval()
 
     def evaluate_accuracy(self, configs: Sequence[Mapping[str, Any]]) -> list[float]:
-        images, labels = self.splits.held_out_images, self.splits.held_out_labels
+        images = self.splits.held_out_images.contiguous(memory_format=torch.channels_last)
+        labels = self.splits.held_out_labels
         results = []
         for config in configs:
-            subnet = self.build_subnet(config)
+            subnet = self.build_subnet(config).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             with torch.no_grad():
                 correct = sum(
                     int((subnet(images[i : i + 256]).argmax(1) == labels[i : i + 256]).sum())
@@ -250,6 +251,10 @@ class MobileNetV3DigitsSupernet:
 
 
 def recalibrate_batch_norm(module: nn.Module, images: torch.Tensor, batch: int = 256) -> None:
+    """Recompute batch-norm running statistics as a plain average over `images`."""
+    # channels-last runs this network's depthwise convolutions ~3x faster on CPU
+    module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    images = images.contiguous(memory_format=torch.channels_last)
     for layer in module.modules():
         if isinstance(layer, nn.BatchNorm2d):
             layer.reset_running_stats()
@@ -258,6 +263,7 @@ def recalibrate_batch_norm(module: nn.Module, images: torch.Tensor, batch: int =
     with torch.no_grad():
         for i in range(0, len(images), batch):
             module(images[i : i + batch])
+    module.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     module.eval()
 
 
