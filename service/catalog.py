@@ -16,7 +16,7 @@ from service.errors import ConflictError, InvalidInputError, NotFoundError
 from service.evaluation.latency import DeviceProfile
 from service.models import Device, Supernet
 from service.supernets.protocol import Supernet as SupernetModel
-from service.supernets.registry import UnknownFamilyError, available_families, load_supernet
+from service.supernets.registry import UnknownFamilyError, family_names, load_supernet
 
 HOST_DESCRIPTOR_KEYS = tuple(
     f.name for f in dataclasses.fields(DeviceProfile) if f.init and f.name != "name"
@@ -47,7 +47,7 @@ def _file_sha256(path: Path) -> str:
 
 def register_supernet(session: Session, name: str, family: str, checkpoint: str | None) -> Supernet:
     """Load the family (to check it and read its space and dataset) and store it under `name`."""
-    families = sorted(available_families())
+    families = family_names()
     if family not in families:
         raise UnknownFamilyInputError(
             f"unknown supernet family {family!r}; installed families: {families}"

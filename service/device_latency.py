@@ -28,7 +28,7 @@ from latency_tables import (
 from latency_tables.importers import restrict_to_keys
 from service.errors import DomainError, InvalidInputError, NotFoundError
 from service.models import Device, DeviceLatencyTable, LatencyTableEntry, Supernet
-from service.supernets.registry import available_families
+from service.supernets.registry import family_names
 
 TableFormat = Literal["json", "csv", "ofa-yaml"]
 LatencySource = Literal["measured", "lut"]
@@ -98,7 +98,7 @@ def family_layer_keys(session: Session, family: str) -> list[str] | None:
     """Every op key a network of `family` runs, when the family can list them (else None)."""
     from service import catalog
 
-    families = sorted(available_families())
+    families = family_names()
     if family not in families:
         raise InvalidLatencyTableError(
             f"unknown supernet family {family!r}; installed families: {families}"

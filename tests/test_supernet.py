@@ -14,7 +14,7 @@ from service.evaluation.latency import export_onnx
 from service.supernets.builtin import MobileNetV3DigitsSupernet, parse_op_key
 from service.supernets.elastic_mbv3 import ElasticMobileNetV3
 from service.supernets.protocol import Supernet
-from service.supernets.registry import available_families, load_supernet
+from service.supernets.registry import available_families, family_names, load_supernet
 from service.supernets.space import ActiveWhen, Gene, InvalidConfigError, SearchSpace
 
 
@@ -157,6 +157,7 @@ def test_bad_configs_are_refused_naming_the_gene(
 
 def test_entry_point_plugin_is_discovered() -> None:
     assert "toy-mlp" in available_families()
+    assert "toy-mlp" in family_names()
     plugin = load_supernet("toy-mlp")
     assert isinstance(plugin, Supernet)
     config = {"width": 8, "activation": "tanh"}

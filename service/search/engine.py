@@ -66,7 +66,7 @@ class SearchEngine:
         self._tactic = self._make_tactic()
         self._pending: list[bytes] = []
         self._pending_origin = ""
-        self._pending_scores: dict[str, dict[str, float]] = {}
+        self._pending_scores: dict[str, dict[str, float | str]] = {}
         self._ask_seconds = self._ask_cpu_seconds = 0.0
         self._exhausted = False
         self._iterations = [self._replayed_record(i) for i in stored_iterations]
@@ -260,7 +260,7 @@ class SearchEngine:
         return self.encoding.config_of(np.frombuffer(key, dtype=np.int64))
 
     def _record(
-        self, iteration: int, scores: dict[str, dict[str, float]], seconds: float, batch: int
+        self, iteration: int, scores: dict[str, dict[str, float | str]], seconds: float, batch: int
     ) -> IterationRecord:
         upto = [e for e in self._evaluations if e.iteration <= iteration]
         F, G = self._matrices(upto)

@@ -61,7 +61,7 @@ class IterationRecord:
     hypervolume: float
     front_size: int
     validations_used: int
-    predictor_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    predictor_scores: dict[str, dict[str, float | str]] = field(default_factory=dict)
     seconds: float = 0.0
     batch_size: int = 0
     cpu_seconds: float = 0.0

@@ -172,11 +172,12 @@ class MetricModels:
                 stds[metric] = np.asarray(std, dtype=float)
         return means, stds
 
-    def scores(self) -> dict[str, dict[str, float]]:
+    def scores(self) -> dict[str, dict[str, float | str]]:
         """Cross-validated scores of the current fits, plus model name and sizes."""
-        out: dict[str, dict[str, float]] = {}
+        out: dict[str, dict[str, float | str]] = {}
         for metric, fit in self.fits.items():
-            row = {k: float(v) for k, v in fit.scores.items()}
+            row: dict[str, float | str] = {k: float(v) for k, v in fit.scores.items()}
+            row["model"] = fit.model_name
             row["n_train"] = float(fit.n_train)
             row["fit_seconds"] = float(fit.fit_seconds)
             out[metric] = row

@@ -48,7 +48,7 @@ class Proposal:
 
     rows: np.ndarray
     origin: str
-    predictor_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    predictor_scores: dict[str, dict[str, float | str]] = field(default_factory=dict)
 
 
 class Tactic(Protocol):

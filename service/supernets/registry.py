@@ -37,13 +37,24 @@ def available_families() -> dict[str, SupernetFactory]:
     return families
 
 
+def family_names() -> list[str]:
+    """Names of the built-in and installed families, without importing any plugin."""
+    names = set(BUILTIN_FAMILIES) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted(names)
+
+
+def _factory(family: str) -> SupernetFactory:
+    if family in BUILTIN_FAMILIES:
+        return BUILTIN_FAMILIES[family]
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=family):
+        factory: SupernetFactory = ep.load()
+        return factory
+    raise UnknownFamilyError(f"unknown supernet family {family!r}; available: {family_names()}")
+
+
 def load_supernet(family: str, checkpoint: str | None = None) -> Supernet:
-    families = available_families()
-    if family not in families:
-        raise UnknownFamilyError(
-            f"unknown supernet family {family!r}; available: {sorted(families)}"
-        )
-    supernet = families[family](checkpoint)
+    """Load one family; only its own plugin is imported, so a broken plugin affects no other."""
+    supernet = _factory(family)(checkpoint)
     if not isinstance(supernet, Supernet):
         raise TypeError(f"family {family!r} did not return an object with the Supernet protocol")
     return supernet
