@@ -74,7 +74,8 @@ def _train(args: argparse.Namespace) -> int:
         "dataset": DATASET_NAME,
         "sha256": sha256_of(output),
         "bytes": output.stat().st_size,
-        "method": "sandwich rule with in-place distillation (largest on labels; smallest and "
+        "method": f"full network alone for {settings.full_network_epochs} epochs, then the "
+        "sandwich rule with in-place distillation (largest on labels; smallest and "
         f"{settings.random_subnets_per_step} random sub-networks on the largest's soft labels)",
         "settings": settings.__dict__,
         "train_seconds": round(seconds, 1),

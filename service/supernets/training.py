@@ -1,9 +1,11 @@
 """Weight-sharing training of the built-in supernet: the sandwich rule with in-place distillation.
 
-Each step trains the largest sub-network on the labels, then the smallest and two random ones on the
-largest's soft predictions (BigNAS / AttentiveNAS), accumulating gradients into one update. A plain
-CNN of the largest architecture, trained alone with the same schedule, is the baseline its largest
-sub-network is compared with.
+As in Once-for-All, the full network is trained alone first (`full_network_epochs`); then each step
+trains the largest sub-network on the labels, and the smallest and two random ones on the largest's
+soft predictions (the sandwich rule with in-place distillation of BigNAS / AttentiveNAS),
+accumulating gradients into one update. A plain CNN of the largest architecture, trained alone for
+the same number of epochs with the same data and optimiser, is the baseline its largest sub-network
+is compared with.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from service.supernets.elastic_mbv3 import ElasticMobileNetV3
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    epochs: int = 30
+    epochs: int = 34
+    full_network_epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
@@ -65,7 +68,7 @@ def _train(
     model: nn.Module,
     splits: DigitsSplits,
     settings: TrainingSettings,
-    step: Callable[[torch.Tensor, torch.Tensor, np.random.Generator], torch.Tensor],
+    step: Callable[[torch.Tensor, torch.Tensor, np.random.Generator, int], torch.Tensor],
     log: Callable[[str], None],
 ) -> float:
     torch.manual_seed(settings.seed)
@@ -87,7 +90,7 @@ def _train(
         losses = []
         for images, labels in _batches(splits, settings, generator):
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(step(images, labels, rng)))
+            losses.append(float(step(images, labels, rng, epoch)))
             optimizer.step()
             scheduler.step()
         log(
@@ -106,10 +109,14 @@ def train_supernet(
     """Train in place with the sandwich rule; returns the wall-clock seconds spent."""
     space = model.spec.search_space()
 
-    def step(images: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def step(
+        images: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator, epoch: int
+    ) -> torch.Tensor:
         logits = model(images, space.largest())
         loss = F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)
         loss.backward()
+        if epoch < settings.full_network_epochs:
+            return loss.detach()
         soft_targets = F.softmax(logits.detach(), dim=1)
         others: list[Mapping[str, Any]] = [space.smallest()]
         others += space.sample(rng, settings.random_subnets_per_step)
@@ -129,7 +136,9 @@ def train_plain(
 ) -> float:
     """Train a standalone network on the labels with the same data, schedule and optimizer."""
 
-    def step(images: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def step(
+        images: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator, epoch: int
+    ) -> torch.Tensor:
         loss = F.cross_entropy(model(images), labels, label_smoothing=settings.label_smoothing)
         loss.backward()
         return loss.detach()
