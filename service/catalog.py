@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 from service.errors import ConflictError, InvalidInputError, NotFoundError
 from service.evaluation.latency import DeviceProfile
 from service.models import Device, Supernet
+from service.supernets.checksum import sha256_of
 from service.supernets.protocol import Supernet as SupernetModel
 from service.supernets.registry import UnknownFamilyError, family_names, load_supernet
 
@@ -37,14 +37,6 @@ def loaded_supernet(family: str, checkpoint: str | None) -> SupernetModel:
     return load_supernet(family, checkpoint)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def register_supernet(session: Session, name: str, family: str, checkpoint: str | None) -> Supernet:
     """Load the family (to check it and read its space and dataset) and store it under `name`."""
     families = family_names()
@@ -57,7 +49,7 @@ def register_supernet(session: Session, name: str, family: str, checkpoint: str 
         path = Path(checkpoint)
         if not path.is_file():
             raise InvalidInputError(f"checkpoint {checkpoint!r} is not a file on the server")
-        checkpoint, sha256 = str(path.resolve()), _file_sha256(path)
+        checkpoint, sha256 = str(path.resolve()), sha256_of(path)
     if session.scalar(select(Supernet.id).where(Supernet.name == name)) is not None:
         raise ConflictError(f"a supernet named {name!r} already exists; choose another name")
     try:

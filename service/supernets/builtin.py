@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from service.supernets.checksum import sha256_of
 from service.supernets.digits_data import DATASET_NAME, DigitsSplits, distort, load_splits
 from service.supernets.elastic_mbv3 import ArchSpec, ElasticMobileNetV3, StaticBlock, Stem
 from service.supernets.space import Config
@@ -27,14 +27,6 @@ _CALIBRATION_SEED = 11
 
 class CheckpointError(ValueError):
     pass
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def manifest_path(checkpoint: Path) -> Path:

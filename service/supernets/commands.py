@@ -46,8 +46,8 @@ def _train(args: argparse.Namespace) -> int:
         DEFAULT_CHECKPOINT,
         MobileNetV3DigitsSupernet,
         manifest_path,
-        sha256_of,
     )
+    from service.supernets.checksum import sha256_of
     from service.supernets.digits_data import DATASET_NAME, load_splits
     from service.supernets.elastic_mbv3 import ElasticMobileNetV3
     from service.supernets.training import TrainingSettings, train_supernet
