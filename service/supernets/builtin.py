@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "mbv3_digits.pt"
 _CALIBRATION_IMAGES = 512
 _CALIBRATION_SEED = 11
+_RECALIBRATED_KEPT = 4
 
 
 class CheckpointError(ValueError):
@@ -125,6 +127,7 @@ class MobileNetV3DigitsSupernet:
         self.spec = model.spec
         self.space = model.spec.search_space()
         self.checkpoint_sha256 = checkpoint_sha256
+        self._recalibrated: dict[str, nn.Module] = {}
 
     @cached_property
     def splits(self) -> DigitsSplits:
@@ -198,10 +201,19 @@ class MobileNetV3DigitsSupernet:
     def build_subnet(self, config: Mapping[str, Any], recalibrate: bool = True) -> nn.Module:
         """A standalone copy of the sub-network; batch-norm statistics recalibrated on its own
         activations (shared statistics belong to no single sub-network)."""
-        subnet = self.model.build_static(self.canonical(config))
-        if recalibrate:
+        config = self.canonical(config)
+        if not recalibrate:
+            return self.model.build_static(config).eval()
+        # Validation builds each network twice (accuracy, then ONNX export): keep the last few
+        # recalibrated ones and hand out copies.
+        digest = self.space.config_hash(config)
+        if digest not in self._recalibrated:
+            subnet = self.model.build_static(config)
             recalibrate_batch_norm(subnet, self.calibration_images)
-        return subnet.eval()
+            self._recalibrated[digest] = subnet.eval()
+            while len(self._recalibrated) > _RECALIBRATED_KEPT:
+                self._recalibrated.pop(next(iter(self._recalibrated)))
+        return copy.deepcopy(self._recalibrated[digest])
 
     def evaluate_accuracy(self, configs: Sequence[Mapping[str, Any]]) -> list[float]:
         images = self.splits.held_out_images.contiguous(memory_format=torch.channels_last)
