@@ -12,6 +12,7 @@ SPACE = ArchSpec().search_space()
 
 def _shallow_config() -> dict:
     config = SPACE.smallest()
+    config["s1.depth"] = 2  # blocks 2 and 3 of stage 1 stay inactive
     config["s1.b1.kernel"] = 7
     return config
 
@@ -78,7 +79,8 @@ def test_caller_features_are_appended_on_the_canonical_config():
     encoder = ConfigEncoder(SPACE, features=depth_and_kernel)
     config = _shallow_config()
     X = encoder.transform([config, _with_inactive_genes_changed(config)])
-    np.testing.assert_array_equal(X[:, -2:], [[2, 3], [2, 3]])
+    shallow_depth = config["s0.depth"]
+    np.testing.assert_array_equal(X[:, -2:], [[shallow_depth, 3], [shallow_depth, 3]])
     assert encoder.feature_names()[-2:] == ["feature[0]", "feature[1]"]
     assert seen[1] == SPACE.canonical(seen[1])
 

@@ -23,8 +23,8 @@ def _block_cost_target(configs, seed=0):
     cost = {
         (s, k, e): rng.uniform(0.5, 2.0) * (s + 1)
         for s in range(4)
-        for k in (3, 5, 7)
-        for e in (3, 4, 6)
+        for k in SPACE.gene("s0.b0.kernel").choices
+        for e in SPACE.gene("s0.b0.expand").choices
     }
     values = []
     for config in configs:
