@@ -209,6 +209,7 @@ def main() -> int:
     else:
         measurements = run_measurements(args)
         if args.save_measurements:
+            args.save_measurements.parent.mkdir(parents=True, exist_ok=True)
             args.save_measurements.write_text(json.dumps(measurements))
     results: dict[str, Any] = {"seconds": measurements["seconds"], "host": platform.node()}
     for clock in CLOCKS:

@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from service.evaluation.latency import DeviceProfile
-from service.evaluation.validation import validate_subnets_detailed
+from service.evaluation.latency import DeviceProfile, measure_onnx_latency
+from service.evaluation.validation import subnet_onnx, validate_subnets_detailed
+from service.supernets.protocol import Supernet
 from service.supernets.registry import load_supernet
+from service.supernets.space import Config
 
 
 def build_report(
@@ -17,6 +19,7 @@ def build_report(
     n_random: int = 20,
     seed: int = 0,
     device: DeviceProfile | None = None,
+    repeats: int = 5,
 ) -> dict[str, Any]:
     supernet = load_supernet(family, checkpoint)
     device = device or DeviceProfile()
@@ -46,6 +49,9 @@ def build_report(
                 "config": config,
             }
         )
+    stability = {
+        label: repeated_latency(supernet, config, device, repeats) for label, config in configs[:2]
+    }
     latencies = [r["latency_median_ms"] for r in rows]
     accuracies = [r["accuracy"] for r in rows]
     return {
@@ -58,7 +64,23 @@ def build_report(
         "latency_ratio_largest_to_smallest": rows[1]["latency_median_ms"]
         / rows[0]["latency_median_ms"],
         "latency_range_ms": [min(latencies), max(latencies)],
+        "repeated_measurements": stability,
         "subnets": rows,
+    }
+
+
+def repeated_latency(
+    supernet: Supernet, config: Config, device: DeviceProfile, repeats: int
+) -> dict[str, Any]:
+    """Measure one network `repeats` times, each in a fresh session: how stable is the median?"""
+    onnx_bytes = subnet_onnx(supernet, config, device.batch_size)
+    input_shape = tuple(supernet.example_input(1).shape[1:])
+    medians = np.array(
+        [measure_onnx_latency(onnx_bytes, input_shape, device).median_ms for _ in range(repeats)]
+    )
+    return {
+        "medians_ms": medians.round(4).tolist(),
+        "cv_of_medians": float(medians.std(ddof=1) / medians.mean()),
     }
 
 
@@ -79,4 +101,9 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(
         f"largest/smallest latency ratio: {report['latency_ratio_largest_to_smallest']:.2f}"
     )
+    for label, repeated in report["repeated_measurements"].items():
+        lines.append(
+            f"{label}: {len(repeated['medians_ms'])} repeated measurements, CV of the medians "
+            f"{100 * repeated['cv_of_medians']:.1f} %"
+        )
     return "\n".join(lines)
