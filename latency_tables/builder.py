@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import platform
-import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from latency_tables.schema import (
@@ -22,18 +19,20 @@ from latency_tables.schema import (
     MeasurementInfo,
     now_utc,
 )
-from latency_tables.timing import CLOCKS, Clock, measure_onnx_clocks
 from service.evaluation.latency import (
+    CLOCKS,
+    Clock,
     DeviceProfile,
     LatencyStats,
+    OnnxModel,
     export_onnx,
-    measure_module_latency,
+    measure_interleaved,
 )
 
 BUILD_METHOD = (
     "onnxruntime CPU, one ONNX session per op (the supernet's op_module), batch of the profile, "
-    "warm-up by count and time, timed runs repeated while CV exceeds the profile's limit; "
-    "passes over all ops in shuffled order, per-op median of the pass medians"
+    "warm-up by count and time; passes of timed runs over all ops in shuffled order, each op's "
+    "fastest pass kept (more passes while its CV exceeds the profile's limit)"
 )
 
 
@@ -64,20 +63,14 @@ def profile_descriptor(profile: DeviceProfile, clock: Clock = "wall") -> DeviceD
     return DeviceDescriptor.model_validate(details)
 
 
-def combine_passes(passes: Sequence[LatencyStats]) -> LatencyEntry:
-    """One entry from repeated measurements of an op: medians of medians, pooled spread."""
-    means = [p.mean_ms for p in passes]
-    mean_ms = statistics.fmean(means)
-    within = statistics.fmean(p.std_ms**2 for p in passes)
-    between = statistics.pvariance(means) if len(means) > 1 else 0.0
-    std_ms = math.sqrt(within + between)
+def entry_from_stats(stats: LatencyStats) -> LatencyEntry:
     return LatencyEntry(
-        mean_ms=mean_ms,
-        std_ms=std_ms,
-        count=sum(p.runs for p in passes),
-        median_ms=statistics.median(p.median_ms for p in passes),
-        p90_ms=statistics.median(p.p90_ms for p in passes),
-        cv=std_ms / mean_ms if mean_ms > 0 else 0.0,
+        mean_ms=stats.mean_ms,
+        std_ms=stats.std_ms,
+        count=stats.runs,
+        median_ms=stats.median_ms,
+        p90_ms=stats.p90_ms,
+        cv=stats.cv,
     )
 
 
@@ -103,45 +96,39 @@ def _check_supernet(supernet: Any, keys: Sequence[str] | None) -> list[str]:
     return unique
 
 
-def build_luts(
+def measure_ops(
     supernet: Any,
     profile: DeviceProfile,
     keys: Sequence[str] | None = None,
     *,
     clocks: Sequence[Clock] = ("wall",),
-    passes: int = 1,
     seed: int = 0,
-    command: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-) -> dict[Clock, LatencyTable]:
-    """One LUT per clock from a single sweep over the ops (all the space runs by default).
-
-    `wall` alone uses the service's own `measure_module_latency`; `thread_cpu` (threads=1 only)
-    times both clocks in the same runs (see `latency_tables.timing`).
-    """
+) -> dict[str, dict[Clock, LatencyStats]]:
+    """Each op's fastest pass per clock (ops interleaved in shuffled passes)."""
     keys = _check_supernet(supernet, keys)
-    if passes < 1 or not clocks or any(c not in CLOCKS for c in clocks):
-        raise LatencyTableError(f"need passes >= 1 and clocks among {CLOCKS}; got {clocks}")
-    rng = np.random.default_rng(seed)
-    measured: dict[Clock, dict[str, list[LatencyStats]]] = {
-        c: {k: [] for k in keys} for c in clocks
-    }
-    total, done = passes * len(keys), 0
-    for _ in range(passes):
-        for index in rng.permutation(len(keys)):
-            key = keys[int(index)]
-            if list(clocks) == ["wall"]:
-                module, input_shape = supernet.op_module(key)
-                stats: dict[Clock, LatencyStats] = {
-                    "wall": measure_module_latency(module, profile, tuple(input_shape))
-                }
-            else:
-                stats = measure_onnx_clocks(*_op_onnx(supernet, key, profile), profile)
-            for clock in clocks:
-                measured[clock][key].append(stats[clock])
-            done += 1
-            if progress is not None:
-                progress(done, total, key)
+    if not clocks or any(c not in CLOCKS for c in clocks):
+        raise LatencyTableError(f"need clocks among {CLOCKS}; got {clocks}")
+    models = {key: OnnxModel(*_op_onnx(supernet, key, profile)) for key in keys}
+    total, done = profile.passes * len(keys), 0
+
+    def report(key: str, *_: object) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, max(total, done), key)
+
+    return measure_interleaved(models, profile, clocks=tuple(clocks), seed=seed, on_pass=report)
+
+
+def tables_from_stats(
+    supernet: Any,
+    profile: DeviceProfile,
+    stats: Mapping[str, Mapping[Clock, LatencyStats]],
+    *,
+    clocks: Sequence[Clock] = ("wall",),
+    command: str | None = None,
+) -> dict[Clock, LatencyTable]:
     measured_at = now_utc()
     return {
         clock: LatencyTable(
@@ -150,14 +137,30 @@ def build_luts(
             family=str(supernet.family),
             space=space_fingerprint(supernet),
             measurement=MeasurementInfo(
-                method=BUILD_METHOD + f"; {passes} pass(es); clock: {clock}",
+                method=BUILD_METHOD + f"; {profile.passes} pass(es); clock: {clock}",
                 measured_at=measured_at,
                 command=command,
             ),
-            entries={key: combine_passes(measured[clock][key]) for key in keys},
+            entries={key: entry_from_stats(by_clock[clock]) for key, by_clock in stats.items()},
         )
         for clock in clocks
     }
+
+
+def build_luts(
+    supernet: Any,
+    profile: DeviceProfile,
+    keys: Sequence[str] | None = None,
+    *,
+    clocks: Sequence[Clock] = ("wall",),
+    seed: int = 0,
+    command: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[Clock, LatencyTable]:
+    """One LUT per clock from a single measurement of the ops (all the space runs by default),
+    in `profile.passes` interleaved passes (see `service.evaluation.latency`)."""
+    stats = measure_ops(supernet, profile, keys, clocks=clocks, seed=seed, progress=progress)
+    return tables_from_stats(supernet, profile, stats, clocks=clocks, command=command)
 
 
 def build_lut(
@@ -166,7 +169,6 @@ def build_lut(
     keys: Sequence[str] | None = None,
     *,
     clock: Clock = "wall",
-    passes: int = 1,
     seed: int = 0,
     command: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
@@ -177,7 +179,6 @@ def build_lut(
         profile,
         keys,
         clocks=(clock,),
-        passes=passes,
         seed=seed,
         command=command,
         progress=progress,

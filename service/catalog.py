@@ -129,7 +129,10 @@ def host_profile_from(name: str, descriptor: dict[str, Any]) -> DeviceProfile:
         )
     fields = {k: v for k, v in descriptor.items() if k in HOST_DESCRIPTOR_KEYS}
     for key, value in fields.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if isinstance(getattr(DeviceProfile, key, None), bool):
+            if not isinstance(value, bool):
+                raise InvalidInputError(f"host descriptor {key!r} must be true or false")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise InvalidInputError(f"host descriptor {key!r} must be a positive number")
     return DeviceProfile(name=name, **fields)
 

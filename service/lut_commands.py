@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--device", required=True, help="device name recorded in the table")
     build.add_argument("--threads", type=int, default=1)
     build.add_argument("--batch-size", type=int, default=32)
-    build.add_argument("--passes", type=int, default=1, help="sweeps over all ops, shuffled")
+    build.add_argument(
+        "--passes", type=int, default=5, help="timed passes over all ops, shuffled; fastest kept"
+    )
     build.add_argument(
         "--clock",
         choices=("wall", "thread_cpu"),
@@ -60,7 +62,9 @@ def _build(args: argparse.Namespace) -> int:
     from service.evaluation.latency import DeviceProfile
 
     supernet = _supernet(args.supernet, args.checkpoint, args.random_weights)
-    profile = DeviceProfile(name=args.device, threads=args.threads, batch_size=args.batch_size)
+    profile = DeviceProfile(
+        name=args.device, threads=args.threads, batch_size=args.batch_size, passes=args.passes
+    )
 
     def progress(done: int, total: int, key: str) -> None:
         print(f"[{done}/{total}] {key}", file=sys.stderr)
@@ -69,7 +73,6 @@ def _build(args: argparse.Namespace) -> int:
         supernet,
         profile,
         clock=args.clock,
-        passes=args.passes,
         command="hwnas " + shlex.join(sys.argv[1:]),
         progress=progress,
     )

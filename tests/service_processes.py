@@ -12,7 +12,14 @@ from pathlib import Path
 import httpx
 
 # A host profile that measures quickly (tests check plumbing, not latency figures).
-FAST_HOST = {"threads": 1, "batch_size": 1, "warmup_runs": 2, "timed_runs": 5, "max_attempts": 1}
+FAST_HOST = {
+    "threads": 1,
+    "batch_size": 1,
+    "warmup_runs": 2,
+    "timed_runs": 5,
+    "max_attempts": 1,
+    "passes": 2,
+}
 
 
 def free_port() -> int:

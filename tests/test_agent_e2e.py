@@ -28,6 +28,7 @@ EDGE = {
     "warmup_seconds": 1.0,
     "timed_runs": 10,
     "max_attempts": 1,
+    "passes": 1,
 }
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -13,8 +13,9 @@ from typing import Any
 from service.evaluation.latency import (
     DeviceProfile,
     LatencyStats,
+    OnnxModel,
     export_onnx,
-    measure_onnx_latency,
+    measure_interleaved,
 )
 from service.supernets.protocol import Supernet
 from service.supernets.space import Config
@@ -37,14 +38,6 @@ def subnet_onnx(supernet: Supernet, config: Mapping[str, Any], batch_size: int) 
     return export_onnx(supernet.build_subnet(config), supernet.example_input(batch_size))
 
 
-def measure_subnet_latency(
-    supernet: Supernet, config: Mapping[str, Any], device: DeviceProfile
-) -> LatencyStats:
-    input_shape = tuple(supernet.example_input(1).shape[1:])
-    onnx_bytes = subnet_onnx(supernet, config, device.batch_size)
-    return measure_onnx_latency(onnx_bytes, input_shape, device)
-
-
 def validate_subnets_detailed(
     supernet: Supernet,
     configs: Sequence[Mapping[str, Any]],
@@ -52,9 +45,18 @@ def validate_subnets_detailed(
 ) -> list[SubnetValidation]:
     canonical = [supernet.canonical(c) for c in configs]
     accuracies = supernet.evaluate_accuracy(canonical)
+    input_shape = tuple(supernet.example_input(1).shape[1:])
+    by_device: dict[str, dict[int, LatencyStats]] = {}
+    for device in devices:  # the batch's networks interleaved, see measure_interleaved
+        models = {
+            i: OnnxModel(subnet_onnx(supernet, config, device.batch_size), input_shape)
+            for i, config in enumerate(canonical)
+        }
+        measured = measure_interleaved(models, device)
+        by_device[device.name] = {i: stats["wall"] for i, stats in measured.items()}
     results = []
-    for config, accuracy in zip(canonical, accuracies, strict=True):
-        latency = {d.name: measure_subnet_latency(supernet, config, d) for d in devices}
+    for i, (config, accuracy) in enumerate(zip(canonical, accuracies, strict=True)):
+        latency = {name: stats[i] for name, stats in by_device.items()}
         metrics = {"accuracy": accuracy, **exact_metrics(supernet, config)}
         metrics.update({f"latency@{name}": s.median_ms for name, s in latency.items()})
         results.append(SubnetValidation(config, metrics, latency))
