@@ -92,13 +92,16 @@ def real_validator(cache_path: Path) -> tuple[SearchSpace, MeasuredCache]:
     from service.supernets.registry import builtin_supernet
 
     supernet = builtin_supernet()
-    devices = [DeviceProfile("host", threads=1, batch_size=32)]
-    # The checkpoint's sha256 is in the label: other weights make every cached figure stale.
+    host = DeviceProfile("host", threads=1, batch_size=32)
+    # The checkpoint's sha256 and the timing protocol are in the label: other weights or another
+    # way of timing make every cached figure stale.
     weights = getattr(supernet, "checkpoint_sha256", None) or "unknown-checkpoint"
     label = (
         f"{supernet.family}/{supernet.dataset} sha256 {weights[:16]}: validate_subnets, "
-        "host threads=1 batch=32"
+        f"host threads=1 batch=32, fastest of {host.passes}+ interleaved passes of "
+        f"{host.timed_runs} runs{' with speed probe' if host.speed_probe else ''}"
     )
+    devices = [host]
 
     def measure(configs: list[Config]) -> list[dict[str, float]]:
         return validate_subnets(supernet, configs, devices)

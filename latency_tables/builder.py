@@ -32,7 +32,8 @@ from service.evaluation.latency import (
 BUILD_METHOD = (
     "onnxruntime CPU, one ONNX session per op (the supernet's op_module), batch of the profile, "
     "warm-up by count and time; passes of timed runs over all ops in shuffled order, each op's "
-    "fastest pass kept (more passes while its CV exceeds the profile's limit)"
+    "fastest pass kept (more passes while it is noisy or was timed while a speed probe read the "
+    "CPU as slow)"
 )
 
 

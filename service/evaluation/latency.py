@@ -14,6 +14,7 @@ profile's CV limit gets further passes, up to `max_attempts`.
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 import warnings
@@ -136,6 +137,13 @@ class _Pass:
     probe_ms: dict[Clock, float]  # the speed probe's median around this pass (empty without)
 
 
+_PROBE_BATCH = 4
+_PROBE_RUNS = 3  # before and after each pass
+_PROBE_SLOW = 1.25  # a pass is "slow" when the probe read this much above its fastest
+_MIN_EXTRA_ROUND_S = 0.5
+
+
+@functools.cache
 def speed_probe_model() -> OnnxModel:
     """A small fixed network timed right before and after every pass to read the CPU's speed."""
     module = nn.Sequential(
@@ -150,12 +158,6 @@ def speed_probe_model() -> OnnxModel:
         for parameter in module.parameters():
             parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
     return OnnxModel(export_onnx(module, torch.zeros(_PROBE_BATCH, 16, 16, 16)), (16, 16, 16))
-
-
-_PROBE_BATCH = 4
-_PROBE_RUNS = 3  # before and after each pass
-_PROBE_SLOW = 1.25  # a pass is "slow" when the probe read this much above its fastest
-_MIN_EXTRA_ROUND_S = 0.5
 
 
 def _fastest(passes: list[_Pass], clock: Clock) -> _Pass:
