@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from service.evaluation.latency import DeviceProfile, measure_onnx_latency
 
@@ -34,6 +35,23 @@ class AgentSetupError(RuntimeError):
 
 def default_agent_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# What onnxruntime raises for a model this device cannot load or run (no common base class).
+ONNXRUNTIME_ERRORS: tuple[type[Exception], ...] = tuple(
+    getattr(ort_state, name)
+    for name in (
+        "Fail",
+        "InvalidArgument",
+        "InvalidGraph",
+        "InvalidProtobuf",
+        "NoModel",
+        "NotImplemented",
+        "RuntimeException",
+        "EPFail",
+    )
+    if hasattr(ort_state, name)
+)
 
 
 def profile_for(device: str, descriptor: Mapping[str, Any], batch_size: int) -> DeviceProfile:
@@ -115,11 +133,30 @@ class DeviceAgent:
         response.raise_for_status()
         return True
 
+    def post_failure(self, task_id: int, error: str) -> bool:
+        """Tell the service this device cannot measure the task; False when it was not stored."""
+        response = self.client.post(
+            f"/v1/tasks/{task_id}/failure", json={"agent_id": self.agent_id, "error": error[:2000]}
+        )
+        if response.status_code == 409:
+            log.warning("task %s: failure not stored: %s", task_id, _detail(response))
+            return False
+        response.raise_for_status()
+        return True
+
     def run_once(self) -> int:
-        """Claim once and measure what was claimed; returns how many tasks were claimed."""
+        """Claim once and measure what was claimed; returns how many tasks were claimed.
+
+        A network this device cannot run (onnxruntime refuses the model) is reported as failed
+        with the reason, so the job waiting on it fails now instead of after every lease."""
         claimed = self.claim()
         for task in claimed["tasks"]:
-            body = self.measure(task, claimed["profile"])
+            try:
+                body = self.measure(task, claimed["profile"])
+            except ONNXRUNTIME_ERRORS as error:
+                log.error("task %s: cannot measure: %s", task["id"], error)
+                self.post_failure(int(task["id"]), f"onnxruntime: {error}")
+                continue
             if self.post_result(int(task["id"]), body):
                 log.info(
                     "task %s (%s…, batch %s): median %.3f ms, cv %.3f",

@@ -68,6 +68,15 @@ class ResultIn(BaseModel):
     runtime: dict[str, Any] = Field(description="Runtime, version, threads, provider, …")
 
 
+class FailureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: str = Field(min_length=1, max_length=200)
+    error: str = Field(
+        min_length=1, max_length=2000, description="Why the agent cannot measure this network"
+    )
+
+
 class ResultOut(BaseModel):
     task_id: int
     status: str

@@ -1,7 +1,8 @@
 """The device agents' queue: enqueue, claim with a lease, store a result once. Never commits.
 
 queued → leased → done; a leased task whose lease ran out is claimable again (attempts counted)
-and fails after `max_attempts` leases. A task is what is measured (device, supernet, config,
+and fails after `max_attempts` leases, or at once when the agent holding its lease reports that it
+cannot measure it. A task is what is measured (device, supernet, config,
 batch size), so jobs asking for the same network on the same device share one measurement. Lease
 times use the database clock, like job heartbeats.
 """
@@ -238,6 +239,42 @@ def store_result(
     )
     if stored.rowcount != 1:  # type: ignore[attr-defined]
         raise TaskAlreadyDoneError(f"task {task_id} got a result from another agent just now")
+    session.refresh(task)
+    return task
+
+
+def store_failure(session: Session, task_id: int, agent_id: str, error: str) -> MeasurementTask:
+    """Fail a task its lease holder cannot measure; anyone else's report changes nothing (409)."""
+    task = get_task(session, task_id)
+    if task.status == "done":
+        raise TaskAlreadyDoneError(
+            f"task {task_id} already has a result; the failure was not stored"
+        )
+    if task.status != "leased" or task.agent_id != agent_id:
+        holder = f"leased to agent {task.agent_id}" if task.status == "leased" else task.status
+        raise TaskNotLeasedError(
+            f"task {task_id} is {holder}, not leased to agent {agent_id!r}; only the agent "
+            "holding the lease may report a failure"
+        )
+    failed = session.execute(
+        update(MeasurementTask)
+        .where(
+            MeasurementTask.id == task_id,
+            MeasurementTask.status == "leased",
+            MeasurementTask.agent_id == agent_id,
+        )
+        .values(
+            status="failed",
+            error=f"agent {agent_id} could not measure it: {error}",
+            finished_at=func.now(),
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if failed.rowcount != 1:  # type: ignore[attr-defined]
+        raise TaskNotLeasedError(
+            f"task {task_id} changed hands just now; the failure was not stored"
+        )
     session.refresh(task)
     return task
 

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 from service_processes import Server, hwnas, service_env, wait_for
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from service.agent import DeviceAgent
 from service.db import make_engine, make_session_factory, transaction
 from service.measurement_tasks import enqueue
 from service.models import LatencyMeasurement, MeasurementTask
+from service.supernets.elastic_mbv3 import ArchSpec
 
 TOKEN = "test-agent-token-0123456789"
 # A second host profile stands in for the remote device: one thread, batch 8, and a one-second
@@ -231,6 +233,56 @@ def test_second_result_is_refused_and_agent_endpoints_check_device(server: Serve
     assert (missing.status_code, missing.json()["error"]) == (404, "unknown_task")
     model = client.get(f"/v1/tasks/{task_id}/model.onnx")
     assert model.status_code == 401
+
+
+def test_agent_reports_a_network_it_cannot_run_and_the_task_fails_with_its_reason(
+    server: Server,
+) -> None:
+    factory = _session_factory(server)
+    space = ArchSpec().search_space()
+    config = space.canonical(space.smallest())
+    digest = space.config_hash(config)
+    with transaction(factory) as session:  # earlier tests' leftovers must not reach this agent
+        session.execute(
+            update(MeasurementTask)
+            .where(MeasurementTask.status.in_(("queued", "leased")))
+            .values(status="failed", error="left over by an earlier test")
+        )
+        [task_id] = enqueue(session, 1, 1, None, {digest: config}, [1, 32, 32], 8).values()
+    # The fault is real: a corrupt file where the server caches the task's ONNX export.
+    artifact = server.data_dir / "artifacts" / "onnx" / "1" / f"{digest}-b8.onnx"  # type: ignore[attr-defined]
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    artifact.write_bytes(b"this is not an ONNX model")
+
+    agent = DeviceAgent(f"http://127.0.0.1:{server.port}", "edge", TOKEN, agent_id="agent-c")
+    assert agent.run_once() == 1
+    with transaction(factory) as session:
+        task = session.get(MeasurementTask, task_id)
+        assert task is not None
+        assert (task.status, task.agent_id, task.stats) == ("failed", "agent-c", None)
+        assert task.error and "agent agent-c could not measure it: onnxruntime" in task.error
+        assert "protobuf" in task.error.lower()
+
+    body = {"agent_id": "agent-c", "error": "again"}
+    again = server.client.post(f"/v1/tasks/{task_id}/failure", json=body, headers=AUTH)
+    assert (again.status_code, again.json()["error"]) == (409, "task_not_leased")
+    assert server.client.post(f"/v1/tasks/{task_id}/failure", json=body).status_code == 401
+
+
+def test_only_the_lease_holder_may_report_a_failure(server: Server) -> None:
+    task_id = _leased_task(server)
+    before = _task_row(server, task_id)
+    other = {"agent_id": "someone-else", "error": "cannot"}
+    refused = server.client.post(f"/v1/tasks/{task_id}/failure", json=other, headers=AUTH)
+    assert (refused.status_code, refused.json()["error"]) == (409, "task_not_leased")
+    assert "leased to agent probe" in refused.json()["detail"]
+    empty = {"agent_id": "probe", "error": ""}
+    bad = server.client.post(f"/v1/tasks/{task_id}/failure", json=empty, headers=AUTH)
+    assert bad.status_code == 422
+    assert _task_row(server, task_id) == before
+    holder = {"agent_id": "probe", "error": "needs an NPU driver"}
+    stored = server.client.post(f"/v1/tasks/{task_id}/failure", json=holder, headers=AUTH)
+    assert stored.status_code == 200 and stored.json()["status"] == "failed"
 
 
 def _json(value: Any) -> str:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from service import catalog, device_latency, measurement_tasks
 from service.api.deps import SessionDep
-from service.device_schemas import ClaimIn, ClaimOut, ResultIn, ResultOut, TaskOut
+from service.device_schemas import ClaimIn, ClaimOut, FailureIn, ResultIn, ResultOut, TaskOut
 from service.errors import ConflictError, DomainError
 from service.evaluation.validation import subnet_onnx
 from service.models import MeasurementTask
@@ -112,3 +112,11 @@ def post_result(task_id: int, body: ResultIn, session: SessionDep, _auth: AgentA
     """Store the measured statistics once: 409 for a second result, 422 for implausible ones."""
     task = measurement_tasks.store_result(session, task_id, body.agent_id, body.stats, body.runtime)
     return ResultOut(task_id=task.id, status=task.status, agent_id=task.agent_id, stats=task.stats)
+
+
+@router.post("/tasks/{task_id}/failure", response_model=ResultOut)
+def post_failure(task_id: int, body: FailureIn, session: SessionDep, _auth: AgentAuth) -> ResultOut:
+    """The lease holder cannot measure this network: the task fails now with the agent's reason
+    (the job waiting on it fails with it) instead of being re-leased until attempts run out."""
+    task = measurement_tasks.store_failure(session, task_id, body.agent_id, body.error)
+    return ResultOut(task_id=task.id, status=task.status, agent_id=task.agent_id, stats=None)
