@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ from service.device_latency import resolve_latency_sources
 from service.errors import InvalidInputError
 from service.models import Device, Supernet
 from service.schemas import MAX_BUDGET, JobIn
-from service.search.spec import SearchSpec, parse_constraint, parse_objective
+from service.search.spec import Objective, SearchSpec, parse_constraint, parse_objective
 
 DEVICE_FREE_METRICS = ("accuracy", "macs", "params")
 DEVICE_METRICS = ("latency",)
@@ -93,6 +94,7 @@ def check_job_request(session: Session, request: JobIn) -> CheckedJob:
             population_size=request.population_size,
             initial_size=request.initial_size,
             batch_size=request.batch_size,
+            hv_bounds=hypervolume_bounds(supernet, objectives, request.hv_bounds),
         )
     except ValueError as exc:
         raise InvalidSpecError(str(exc)) from exc
@@ -102,6 +104,27 @@ def check_job_request(session: Session, request: JobIn) -> CheckedJob:
         session, supernet, latency_devices(session, spec), request.latency_sources
     )
     return CheckedJob(supernet, spec, dict(sources))
+
+
+def hypervolume_bounds(
+    supernet: Supernet,
+    objectives: Sequence[Objective],
+    requested: Mapping[str, tuple[float, float]],
+) -> dict[str, tuple[float, float]]:
+    """The client's bounds, else the supernet's exact range for MACs and params objectives, so
+    that jobs on one supernet report comparable hypervolumes."""
+    metrics = [o.metric for o in objectives]
+    unknown = sorted(set(requested) - set(metrics))
+    if unknown:
+        raise InvalidSpecError(
+            f"hv_bounds names {unknown}, which are not objectives; give bounds for {metrics}"
+        )
+    bounds = {m: (float(low), float(high)) for m, (low, high) in requested.items()}
+    for metric in metrics:
+        exact = (supernet.exact_ranges or {}).get(metric)
+        if metric not in bounds and exact and exact[0] < exact[1]:
+            bounds[metric] = (float(exact[0]), float(exact[1]))
+    return bounds
 
 
 def check_metric(session: Session, metric: str) -> None:

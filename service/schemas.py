@@ -90,6 +90,13 @@ class JobIn(BaseModel):
         "table); default by kind: host/agent measured, lut-only lut",
         examples=[{"npu": "lut"}],
     )
+    hv_bounds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Per objective metric, the (low, high) its hypervolume is normalised over; "
+        "set the same bounds on jobs whose hypervolumes you compare. Default: MACs and params "
+        "the supernet's exact range, other metrics the range of the first validated batch",
+        examples=[{"accuracy": [80, 100], "latency@host": [1, 10]}],
+    )
 
 
 class IterationOut(BaseModel):

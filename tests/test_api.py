@@ -86,6 +86,22 @@ def test_submit_job_returns_202_with_location(api: Server) -> None:
     assert again.status_code == 409 and again.json()["error"] == "conflict"
 
 
+def test_hypervolume_bounds_default_to_exact_ranges_and_can_be_given(api: Server) -> None:
+    body = {
+        "supernet": "digits",
+        "objectives": ["accuracy:max", "macs:min"],
+        "budget": 10,
+        "hv_bounds": {"accuracy": [80, 100]},
+    }
+    response = api.client.post("/v1/jobs", json=body)
+    assert response.status_code == 202, response.text
+    [listed] = api.client.get("/v1/supernets").json()
+    ranges = api.client.get(f"/v1/supernets/{listed['id']}").json()["exact_ranges"]
+    spec = api.client.get(response.headers["Location"]).json()["spec"]
+    assert spec["hv_bounds"] == {"accuracy": [80.0, 100.0], "macs": ranges["macs"]}
+    api.client.post(f"{response.headers['Location']}/cancel")
+
+
 GOOD_JOB: dict[str, Any] = {"supernet": "digits", "objectives": ["accuracy:max"], "budget": 5}
 BAD_REQUESTS = [
     (
@@ -298,6 +314,24 @@ BAD_REQUESTS = [
         422,
         "invalid_input",
         "positive number",
+    ),
+    (
+        "hv_bounds for a metric that is not an objective",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "hv_bounds": {"macs": [1, 2]}},
+        422,
+        "invalid_spec",
+        "not objectives",
+    ),
+    (
+        "hv_bounds low above high",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "hv_bounds": {"accuracy": [100, 80]}},
+        422,
+        "invalid_spec",
+        "low < high",
     ),
     ("unknown job", "GET", "/v1/jobs/999999", None, 404, "not_found", "GET /v1/jobs"),
     ("unknown job pareto", "GET", "/v1/jobs/999999/pareto", None, 404, "not_found", "999999"),
