@@ -119,6 +119,58 @@ def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
     assert "reaped job" in (tmp_path / "second.log").read_text()
 
 
+# 2 validations a batch: the first worker is stopped long before it could spend all of these
+BUDGET_LEFT_UNFINISHED = 30
+
+
+@pytest.mark.postgres
+def test_sigtermed_worker_hands_its_job_back_and_another_finishes_it(
+    migrated_postgres_url: str, random_checkpoint: str, tmp_path: Path
+) -> None:
+    factory = _setup(migrated_postgres_url, random_checkpoint)
+    job_id = _submit(
+        factory,
+        objectives=["accuracy:max", "macs:min"],
+        budget=BUDGET_LEFT_UNFINISHED,
+        tactic="random",
+        initial_size=2,
+        batch_size=2,
+    )
+    env = service_env(tmp_path, migrated_postgres_url, **FAST_BEATS)
+    first = hwnas(["worker"], env, tmp_path / "first.log")
+    try:
+        wait_for(
+            lambda: _job(factory, job_id).validations_used >= 2,
+            240,
+            "the first worker to store its first batch",
+        )
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=120) == 0, "a SIGTERMed worker exits cleanly"
+    finally:
+        first.kill()
+    handed_back = _job(factory, job_id)
+    assert (handed_back.status, handed_back.worker_id) == ("queued", None)
+    assert handed_back.error and "released by worker" in handed_back.error
+    before = _candidates(factory, job_id)
+    assert BUDGET_LEFT_UNFINISHED > len(before) == handed_back.validations_used >= 2
+    second = hwnas(["worker"], env, tmp_path / "second.log")
+    try:
+        wait_for(
+            lambda: _job(factory, job_id).status in ("succeeded", "failed", "cancelled"),
+            300,
+            "the job to finish",
+        )
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    job = _job(factory, job_id)
+    assert (job.status, job.validations_used) == ("succeeded", BUDGET_LEFT_UNFINISHED)
+    after = _candidates(factory, job_id)
+    assert after[: len(before)] == before, "candidates stored before the hand-back must survive"
+    assert len({h for _, h, _ in after}) == len(after) == BUDGET_LEFT_UNFINISHED
+    assert "reaped job" not in (tmp_path / "second.log").read_text()
+
+
 @pytest.mark.postgres
 def test_three_workers_run_each_of_nine_jobs_exactly_once(
     migrated_postgres_url: str, random_checkpoint: str, tmp_path: Path
