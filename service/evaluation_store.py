@@ -45,6 +45,8 @@ class MeasuredLatency:
     stats: dict[str, Any]
     runtime: dict[str, Any]
     source: str = "measured"  # "agent" when a device agent measured it
+    predicted_ms: float | None = None  # the device's LUT estimate, when it has a table
+    predicted_by: str | None = None  # e.g. "lut-calibrated:3" (method and table id)
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ def store_batch(
                 stats=latency.stats,
                 runtime=latency.runtime,
                 source=latency.source,
+                predicted_ms=latency.predicted_ms,
+                predicted_by=latency.predicted_by,
             )
         )
     record = batch.record

@@ -51,6 +51,8 @@ class JobLatencyPlan:
     hosts: list[DeviceProfile] = field(default_factory=list)
     agents: list[AgentDevice] = field(default_factory=list)
     luts: list[device_latency.LutLatency] = field(default_factory=list)
+    # tables of measured devices: their estimate is stored beside each measurement
+    companion_luts: list[device_latency.LutLatency] = field(default_factory=list)
 
     @property
     def lut_metrics(self) -> set[str]:
@@ -66,7 +68,10 @@ def plan_job_latency(
         source = sources.get(device.name, device_latency.DEFAULT_LATENCY_SOURCE[device.kind])
         if source == "lut":
             plan.luts.append(device_latency.lut_latency(session, device, supernet.family))
-        elif device.kind == "agent":
+            continue
+        if device_latency.latest_table(session, device.id, supernet.family) is not None:
+            plan.companion_luts.append(device_latency.lut_latency(session, device, supernet.family))
+        if device.kind == "agent":
             batch_size = int(device.descriptor.get("batch_size", DeviceProfile.batch_size))
             plan.agents.append(AgentDevice(device.id, device.name, batch_size))
         else:
@@ -86,6 +91,35 @@ def lut_values(
         for row, estimate in zip(values, lut.estimate_ms(keys), strict=True):
             row[f"latency@{lut.device_name}"] = float(estimate)
     return values
+
+
+def with_lut_predictions(
+    plan: JobLatencyPlan,
+    supernet: SupernetModel,
+    configs: Mapping[str, Mapping[str, Any]],
+    latencies: Sequence[MeasuredLatency],
+) -> list[MeasuredLatency]:
+    """Measurements completed with their device's LUT estimate, where the device has a table;
+    `configs` by config hash."""
+    companions = {lut.device_name: lut for lut in plan.companion_luts}
+    wanted = [m for m in latencies if m.device_name in companions]
+    if not wanted:
+        return list(latencies)
+    predicted: dict[tuple[str, str], tuple[float, str]] = {}
+    for name, lut in companions.items():
+        hashes = sorted({m.config_hash for m in wanted if m.device_name == name})
+        keys = [supernet.layer_keys(supernet.canonical(configs[h])) for h in hashes]
+        for config_hash, estimate in zip(hashes, lut.estimate_ms(keys), strict=True):
+            predicted[(name, config_hash)] = (float(estimate), f"{lut.method}:{lut.table_id}")
+    completed = []
+    for measurement in latencies:
+        found = predicted.get((measurement.device_name, measurement.config_hash))
+        if found is not None:
+            measurement = dataclasses.replace(
+                measurement, predicted_ms=found[0], predicted_by=found[1]
+            )
+        completed.append(measurement)
+    return completed
 
 
 def with_lut_values(

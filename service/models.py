@@ -174,6 +174,8 @@ class LatencyMeasurement(Base):
     stats: Mapped[dict[str, Any]] = mapped_column(JSON)
     runtime: Mapped[dict[str, Any]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(20))
+    predicted_ms: Mapped[float | None] = mapped_column(Float)  # the device's LUT estimate
+    predicted_by: Mapped[str | None] = mapped_column(String(60))
     created_at: Mapped[datetime] = _now()
 
 

@@ -42,6 +42,7 @@ from service.job_latency import (
     lut_values,
     measure_on_agents,
     plan_job_latency,
+    with_lut_predictions,
     with_lut_values,
 )
 from service.job_specs import latency_devices
@@ -275,6 +276,8 @@ class JobRunner:
             metrics, lut_values(plan.latency, supernet, configs), strict=True
         ):
             row.update(estimated)
+        by_hash = dict(zip(hashes, configs, strict=True))
+        latencies = with_lut_predictions(plan.latency, supernet, by_hash, latencies)
         return metrics, {hashes[i] for i in misses}, latencies
 
     def _validate(

@@ -14,6 +14,7 @@ import pytest
 from service_processes import Server, hwnas, service_env, wait_for
 from sqlalchemy import func, select, update
 
+from latency_tables.shipped import lut_path
 from service.agent import DeviceAgent
 from service.db import make_engine, make_session_factory, transaction
 from service.measurement_tasks import enqueue
@@ -76,6 +77,13 @@ def test_agent_measures_a_search_and_a_killed_agent_loses_nothing(
     server: Server, tmp_path: Path
 ) -> None:
     client = server.client
+    # edge also has a latency table: its estimate is stored beside every measurement
+    table = client.post(
+        "/v1/devices/1/latency-tables?family=mbv3-digits",
+        content=lut_path("mbv3-digits", "host").read_bytes(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert table.status_code == 201, table.text
     request = {
         "supernet": "digits",
         "objectives": ["accuracy:max", "macs:min"],
@@ -138,6 +146,8 @@ def test_agent_measures_a_search_and_a_killed_agent_loses_nothing(
     assert len(measurements) == 6 and {m.source for m in measurements} == {"agent"}
     assert {m.runtime["batch_size"] for m in measurements} == {8}
     assert {m.runtime["threads"] for m in measurements} == {1}
+    assert {m.predicted_by for m in measurements} == {f"lut-sum:{table.json()['id']}"}
+    assert all(m.predicted_ms is not None and m.predicted_ms > 0 for m in measurements)
     by_hash = {t.config_hash: t.stats["median_ms"] for t in all_tasks if t.stats}
 
     candidates = client.get(f"{location}/candidates").json()["items"]
