@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 import threading
 from collections import Counter
 from pathlib import Path
@@ -56,27 +57,42 @@ def _candidates(factory: sessionmaker[Session], job_id: int) -> list[tuple[int, 
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
-@pytest.mark.postgres
-def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
-    migrated_postgres_url: str, random_checkpoint: str, tmp_path: Path
-) -> None:
-    factory = _setup(migrated_postgres_url, random_checkpoint)
+def _random_job_with_a_worker(
+    url: str, checkpoint: str, tmp_path: Path, budget: int
+) -> tuple[sessionmaker[Session], int, dict[str, str], subprocess.Popen[bytes]]:
+    """A random-tactic job (2 validations a batch) and a worker process that has stored the
+    first batch."""
+    factory = _setup(url, checkpoint)
     job_id = _submit(
         factory,
         objectives=["accuracy:max", "macs:min"],
-        budget=6,
+        budget=budget,
         tactic="random",
         initial_size=2,
         batch_size=2,
     )
-    env = service_env(tmp_path, migrated_postgres_url, **FAST_BEATS)
-    first = hwnas(["worker"], env, tmp_path / "first.log")
+    env = service_env(tmp_path, url, **FAST_BEATS)
+    worker = hwnas(["worker"], env, tmp_path / "first.log")
     try:
         wait_for(
-            lambda: 2 <= _job(factory, job_id).validations_used < 6,
+            lambda: _job(factory, job_id).validations_used >= 2,
             240,
             "the first worker to store its first batch",
         )
+    except BaseException:
+        worker.kill()
+        raise
+    return factory, job_id, env, worker
+
+
+@pytest.mark.postgres
+def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
+    migrated_postgres_url: str, random_checkpoint: str, tmp_path: Path
+) -> None:
+    factory, job_id, env, first = _random_job_with_a_worker(
+        migrated_postgres_url, random_checkpoint, tmp_path, budget=6
+    )
+    try:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
@@ -127,23 +143,10 @@ BUDGET_LEFT_UNFINISHED = 30
 def test_sigtermed_worker_hands_its_job_back_and_another_finishes_it(
     migrated_postgres_url: str, random_checkpoint: str, tmp_path: Path
 ) -> None:
-    factory = _setup(migrated_postgres_url, random_checkpoint)
-    job_id = _submit(
-        factory,
-        objectives=["accuracy:max", "macs:min"],
-        budget=BUDGET_LEFT_UNFINISHED,
-        tactic="random",
-        initial_size=2,
-        batch_size=2,
+    factory, job_id, env, first = _random_job_with_a_worker(
+        migrated_postgres_url, random_checkpoint, tmp_path, budget=BUDGET_LEFT_UNFINISHED
     )
-    env = service_env(tmp_path, migrated_postgres_url, **FAST_BEATS)
-    first = hwnas(["worker"], env, tmp_path / "first.log")
     try:
-        wait_for(
-            lambda: _job(factory, job_id).validations_used >= 2,
-            240,
-            "the first worker to store its first batch",
-        )
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=120) == 0, "a SIGTERMed worker exits cleanly"
     finally:
