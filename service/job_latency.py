@@ -8,6 +8,7 @@ the `latency@<device>` metrics of a batch.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from latency_tables import LatencyTableError
 from service import catalog, device_latency, measurement_tasks
 from service.db import transaction
 from service.errors import LostLeaseError
@@ -23,6 +25,8 @@ from service.evaluation_store import MeasuredLatency
 from service.models import Device, Supernet
 from service.search.records import Evaluation
 from service.supernets.protocol import Supernet as SupernetModel
+
+log = logging.getLogger(__name__)
 
 
 class JobInterrupted(Exception):
@@ -109,7 +113,12 @@ def with_lut_predictions(
     for name, lut in companions.items():
         hashes = sorted({m.config_hash for m in wanted if m.device_name == name})
         keys = [supernet.layer_keys(supernet.canonical(configs[h])) for h in hashes]
-        for config_hash, estimate in zip(hashes, lut.estimate_ms(keys), strict=True):
+        try:
+            estimates = lut.estimate_ms(keys)
+        except LatencyTableError as error:  # a table that misses ops: measure, just don't compare
+            log.warning("device %s: no LUT estimate stored beside measurements: %s", name, error)
+            continue
+        for config_hash, estimate in zip(hashes, estimates, strict=True):
             predicted[(name, config_hash)] = (float(estimate), f"{lut.method}:{lut.table_id}")
     completed = []
     for measurement in latencies:
