@@ -26,7 +26,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from latency_tables import CalibratedLatencyEstimator, LatencyTable, estimate_latency
-from latency_tables.builder import _op_onnx, cpu_model, tables_from_stats
+from latency_tables.builder import cpu_model, op_models, tables_from_stats
 from latency_tables.calibration import score_estimates
 from latency_tables.shipped import calibration_path, lut_path
 from service.evaluation.latency import (
@@ -79,7 +79,7 @@ def run_measurements(args: argparse.Namespace) -> dict[str, Any]:
     ]
     networks += [("evaluation", c) for c in sample_configs(supernet, args.networks, 1, seen)]
     started = time.time()
-    ops = {key: OnnxModel(*_op_onnx(supernet, key, profile)) for key in supernet.all_layer_keys()}
+    ops = op_models(supernet, profile, supernet.all_layer_keys())
     models: dict[str, OnnxModel] = {f"op:{key}": model for key, model in ops.items()}
     for i, (_, config) in enumerate(networks):
         models[f"net:{i}"] = network_model(supernet, config, profile.batch_size)

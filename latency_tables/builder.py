@@ -75,10 +75,14 @@ def entry_from_stats(stats: LatencyStats) -> LatencyEntry:
     )
 
 
-def _op_onnx(supernet: Any, key: str, profile: DeviceProfile) -> tuple[bytes, tuple[int, ...]]:
-    module, input_shape = supernet.op_module(key)
-    example = torch.zeros(profile.batch_size, *input_shape)
-    return export_onnx(module, example), tuple(input_shape)
+def op_models(supernet: Any, profile: DeviceProfile, keys: Sequence[str]) -> dict[str, OnnxModel]:
+    """Each op key's module from `supernet.op_module(key)` as ONNX at the profile's batch size."""
+    models = {}
+    for key in keys:
+        module, input_shape = supernet.op_module(key)
+        example = torch.zeros(profile.batch_size, *input_shape)
+        models[key] = OnnxModel(export_onnx(module, example), tuple(input_shape))
+    return models
 
 
 def _check_supernet(supernet: Any, keys: Sequence[str] | None) -> list[str]:
@@ -110,7 +114,7 @@ def measure_ops(
     keys = _check_supernet(supernet, keys)
     if not clocks or any(c not in CLOCKS for c in clocks):
         raise LatencyTableError(f"need clocks among {CLOCKS}; got {clocks}")
-    models = {key: OnnxModel(*_op_onnx(supernet, key, profile)) for key in keys}
+    models = op_models(supernet, profile, keys)
     total, done = profile.passes * len(keys), 0
 
     def report(key: str, *_: object) -> None:

@@ -126,20 +126,18 @@ class DeviceAgent:
 
     def post_result(self, task_id: int, body: Mapping[str, Any]) -> bool:
         """Post a result; False (logged) when the service already had one for this task."""
-        response = self.client.post(f"/v1/tasks/{task_id}/result", json=body)
-        if response.status_code == 409:
-            log.warning("task %s: result not stored: %s", task_id, _detail(response))
-            return False
-        response.raise_for_status()
-        return True
+        return self._post_once(task_id, "result", body)
 
     def post_failure(self, task_id: int, error: str) -> bool:
         """Tell the service this device cannot measure the task; False when it was not stored."""
-        response = self.client.post(
-            f"/v1/tasks/{task_id}/failure", json={"agent_id": self.agent_id, "error": error[:2000]}
-        )
+        body = {"agent_id": self.agent_id, "error": error[:2000]}
+        return self._post_once(task_id, "failure", body)
+
+    def _post_once(self, task_id: int, what: str, body: Mapping[str, Any]) -> bool:
+        """POST /v1/tasks/{id}/{what}; a 409 (already done, or no longer ours) is logged."""
+        response = self.client.post(f"/v1/tasks/{task_id}/{what}", json=body)
         if response.status_code == 409:
-            log.warning("task %s: failure not stored: %s", task_id, _detail(response))
+            log.warning("task %s: %s not stored: %s", task_id, what, _detail(response))
             return False
         response.raise_for_status()
         return True

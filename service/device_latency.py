@@ -298,9 +298,17 @@ class LutLatency:
 
 
 def lut_latency(session: Session, device: Device, family: str) -> LutLatency:
+    found = lut_latency_if_any(session, device, family)
+    if found is None:
+        raise InvalidLatencySourceError(_no_table(device, family))
+    return found
+
+
+def lut_latency_if_any(session: Session, device: Device, family: str) -> LutLatency | None:
+    """The device's newest table for the family as an estimator, or None when it has none."""
     row = latest_table(session, device.id, family)
     if row is None:
-        raise InvalidLatencySourceError(_no_table(device, family))
+        return None
     return LutLatency(device.name, row.id, load_table(session, device, row), row.calibration)
 
 

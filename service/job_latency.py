@@ -73,8 +73,9 @@ def plan_job_latency(
         if source == "lut":
             plan.luts.append(device_latency.lut_latency(session, device, supernet.family))
             continue
-        if device_latency.latest_table(session, device.id, supernet.family) is not None:
-            plan.companion_luts.append(device_latency.lut_latency(session, device, supernet.family))
+        companion = device_latency.lut_latency_if_any(session, device, supernet.family)
+        if companion is not None:
+            plan.companion_luts.append(companion)
         if device.kind == "agent":
             batch_size = int(device.descriptor.get("batch_size", DeviceProfile.batch_size))
             plan.agents.append(AgentDevice(device.id, device.name, batch_size))

@@ -257,10 +257,3 @@ def measure_onnx_latency(
 ) -> LatencyStats:
     """Time one batch of `profile.batch_size` inputs of `input_shape` (without the batch axis)."""
     return measure_interleaved({0: OnnxModel(onnx_bytes, input_shape)}, profile)[0]["wall"]
-
-
-def measure_module_latency(
-    module: nn.Module, profile: DeviceProfile, input_shape: tuple[int, ...]
-) -> LatencyStats:
-    example = torch.zeros(profile.batch_size, *input_shape)
-    return measure_onnx_latency(export_onnx(module, example), input_shape, profile)

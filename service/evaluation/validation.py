@@ -47,12 +47,14 @@ def validate_subnets_detailed(
     accuracies = supernet.evaluate_accuracy(canonical)
     input_shape = tuple(supernet.example_input(1).shape[1:])
     by_device: dict[str, dict[int, LatencyStats]] = {}
+    by_batch_size: dict[int, dict[int, OnnxModel]] = {}
     for device in devices:  # the batch's networks interleaved, see measure_interleaved
-        models = {
-            i: OnnxModel(subnet_onnx(supernet, config, device.batch_size), input_shape)
-            for i, config in enumerate(canonical)
-        }
-        measured = measure_interleaved(models, device)
+        if device.batch_size not in by_batch_size:
+            by_batch_size[device.batch_size] = {
+                i: OnnxModel(subnet_onnx(supernet, config, device.batch_size), input_shape)
+                for i, config in enumerate(canonical)
+            }
+        measured = measure_interleaved(by_batch_size[device.batch_size], device)
         by_device[device.name] = {i: stats["wall"] for i, stats in measured.items()}
     results = []
     for i, (config, accuracy) in enumerate(zip(canonical, accuracies, strict=True)):
