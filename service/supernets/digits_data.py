@@ -62,14 +62,25 @@ def distort(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return warped + noise
 
 
-def load_splits() -> DigitsSplits:
+def _split() -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+    """All images (clean, upsampled), labels, and the held-out and training indices."""
     digits = load_digits()
     rng = np.random.default_rng(_SPLIT_SEED)
     order = rng.permutation(len(digits.target))
     n_held_out = int(len(order) * _HELD_OUT_FRACTION)
-    held_idx, train_idx = order[:n_held_out], order[n_held_out:]
     images = _upsample(digits.data)
     labels = torch.from_numpy(digits.target.astype(np.int64))
+    return images, labels, order[:n_held_out], order[n_held_out:]
+
+
+def held_out_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out split before its distortion (to distort it other ways), and its labels."""
+    images, labels, held_idx, _ = _split()
+    return images[held_idx], labels[held_idx]
+
+
+def load_splits() -> DigitsSplits:
+    images, labels, held_idx, train_idx = _split()
     held_out = distort(images[held_idx], torch.Generator().manual_seed(_HELD_OUT_SEED))
     return DigitsSplits(
         train_images=images[train_idx],

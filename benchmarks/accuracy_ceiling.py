@@ -1,0 +1,98 @@
+"""How far measured accuracy lets any predictor rank sub-networks of the built-in supernet.
+
+Evaluates random sub-networks on several independent fixed distortions of the held-out digits and
+prints: the spread of their accuracy, Kendall τ between two distortion sets (the ceiling of a
+predictor scored on one set) and between the means of two halves, and the 10-fold
+cross-validated τ of a ridge regression on a one-hot encoding (inactive genes zeroed) against one
+set, the mean of 4 and the mean of all. See docs/predictors.md.
+
+    .venv/bin/python -m benchmarks.accuracy_ceiling [--checkpoint PATH] [--networks 100] [--sets 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+from scipy.stats import kendalltau
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import cross_val_predict
+from sklearn.preprocessing import OneHotEncoder
+
+from service.supernets.builtin import load_mbv3_digits
+from service.supernets.digits_data import distort, held_out_digits
+
+
+def held_out_sets(n_sets: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The supernet's held-out digits, each set with its own fixed distortion."""
+    clean, labels = held_out_digits()
+    sets = [
+        distort(clean, torch.Generator().manual_seed(100 + k)).contiguous(
+            memory_format=torch.channels_last
+        )
+        for k in range(n_sets)
+    ]
+    return sets, labels
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=None, help="default: the shipped checkpoint")
+    parser.add_argument("--networks", type=int, default=100)
+    parser.add_argument("--sets", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    supernet = load_mbv3_digits(args.checkpoint)
+    sets, labels = held_out_sets(args.sets)
+    configs = supernet.space.sample(np.random.default_rng(0), args.networks)
+    started = time.perf_counter()
+    accuracy = np.zeros((len(configs), len(sets)))
+    for i, config in enumerate(configs):
+        subnet = supernet.build_subnet(config).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        with torch.no_grad():
+            for k, images in enumerate(sets):
+                accuracy[i, k] = 100 * float((subnet(images).argmax(1) == labels).float().mean())
+    half = len(sets) // 2
+    genes = supernet.space.genes
+
+    def active(config: dict, name: str) -> bool:
+        stage, block = name.split(".")[:2]
+        return not block.startswith("b") or int(block[1:]) < config[f"{stage}.depth"]
+
+    encoded = np.array([[c[g.name] if active(c, g.name) else 0 for g in genes] for c in configs])
+    one_hot = OneHotEncoder(handle_unknown="ignore").fit_transform(encoded).toarray()
+    ridge_tau = {}
+    for name, target in (
+        ("one_set", accuracy[:, 0]),
+        ("mean_of_4", accuracy[:, :4].mean(1)),
+        (f"mean_of_{len(sets)}", accuracy.mean(1)),
+    ):
+        predicted = cross_val_predict(
+            RidgeCV(alphas=np.logspace(-2, 3, 20)), one_hot, target, cv=10
+        )
+        ridge_tau[name] = float(kendalltau(predicted, target).statistic)
+    result = {
+        "checkpoint_sha256": supernet.checkpoint_sha256,
+        "networks": len(configs),
+        "sets": len(sets),
+        "held_out_images_per_set": len(labels),
+        "accuracy_mean": float(accuracy.mean()),
+        "accuracy_std_across_networks": float(accuracy.std(0).mean()),
+        "tau_set_vs_set": float(kendalltau(accuracy[:, 0], accuracy[:, 1]).statistic),
+        "tau_half_mean_vs_half_mean": float(
+            kendalltau(accuracy[:, :half].mean(1), accuracy[:, half:].mean(1)).statistic
+        ),
+        "ridge_one_hot_cv_tau": ridge_tau,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
