@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from service.supernets.checksum import sha256_of
-from service.supernets.digits_data import DATASET_NAME, DigitsSplits, distort, load_splits
+from service.supernets.digits_data import DATASET_NAME, DigitsSplits, load_splits, synthesise
 from service.supernets.elastic_mbv3 import ArchSpec, ElasticMobileNetV3, StaticBlock, Stem
 from service.supernets.space import Config
 
@@ -136,8 +136,7 @@ class MobileNetV3DigitsSupernet:
     @cached_property
     def calibration_images(self) -> torch.Tensor:
         generator = torch.Generator().manual_seed(_CALIBRATION_SEED)
-        order = torch.randperm(len(self.splits.train_labels), generator=generator)
-        return distort(self.splits.train_images[order[:_CALIBRATION_IMAGES]], generator)
+        return synthesise(self.splits.train, _CALIBRATION_IMAGES, generator)[0]
 
     def canonical(self, config: Mapping[str, Any]) -> Config:
         return self.space.canonical(config)
@@ -221,10 +220,10 @@ class MobileNetV3DigitsSupernet:
         results = []
         for config in configs:
             subnet = self.build_subnet(config).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            with torch.no_grad():
+            with torch.inference_mode():
                 correct = sum(
-                    int((subnet(images[i : i + 256]).argmax(1) == labels[i : i + 256]).sum())
-                    for i in range(0, len(labels), 256)
+                    int((subnet(images[i : i + 1000]).argmax(1) == labels[i : i + 1000]).sum())
+                    for i in range(0, len(labels), 1000)
                 )
             results.append(100.0 * correct / len(labels))
         return results

@@ -20,13 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from service.supernets.digits_data import DigitsSplits, distort
+from service.supernets.digits_data import DigitsSplits, synthesise
 from service.supernets.elastic_mbv3 import ElasticMobileNetV3
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    epochs: int = 34
+    epochs: int = 80
+    epoch_size: int = 4096
     full_network_epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 3e-3
@@ -52,9 +53,7 @@ def _optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Opti
 def _batches(
     splits: DigitsSplits, settings: TrainingSettings, generator: torch.Generator
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    order = torch.randperm(len(splits.train_labels), generator=generator)
-    images = distort(splits.train_images[order], generator)
-    labels = splits.train_labels[order]
+    images, labels = synthesise(splits.train, settings.epoch_size, generator)
     return [
         (
             images[i : i + settings.batch_size].contiguous(memory_format=torch.channels_last),
@@ -77,7 +76,7 @@ def _train(
     rng = np.random.default_rng(settings.seed)
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = _optimizer(model, settings)
-    steps_per_epoch = -(-len(splits.train_labels) // settings.batch_size)
+    steps_per_epoch = -(-settings.epoch_size // settings.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=settings.learning_rate,
