@@ -24,7 +24,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import cross_val_predict
 from sklearn.preprocessing import OneHotEncoder
 
-from service.supernets.builtin import load_mbv3_digits
+from service.supernets.builtin import load_mbv3_digits, top1_accuracy
 from service.supernets.digits_data import HELD_OUT_SEED, held_out_set
 
 
@@ -52,13 +52,8 @@ def main() -> int:
     accuracy = np.zeros((len(configs), len(sets)))
     for i, config in enumerate(configs):
         subnet = supernet.build_subnet(config).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        with torch.no_grad():
-            for k, (images, labels) in enumerate(sets):
-                correct = sum(
-                    int((subnet(images[j : j + 1000]).argmax(1) == labels[j : j + 1000]).sum())
-                    for j in range(0, len(labels), 1000)
-                )
-                accuracy[i, k] = 100 * correct / len(labels)
+        for k, (images, labels) in enumerate(sets):
+            accuracy[i, k] = top1_accuracy(subnet, images, labels)
     half = len(sets) // 2
     genes = supernet.space.genes
 

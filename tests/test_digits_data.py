@@ -47,7 +47,7 @@ def test_no_handwritten_digit_is_both_trained_on_and_held_out():
     assert shared < 10
 
 
-def test_training_draws_are_fresh_and_labelled_by_their_centre_digit():
+def test_training_draws_are_fresh_and_labelled_with_digits():
     train = load_splits().train
     generator = torch.Generator().manual_seed(0)
     a_images, a_labels = synthesise(train, 64, generator)

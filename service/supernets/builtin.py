@@ -214,19 +214,19 @@ class MobileNetV3DigitsSupernet:
                 self._recalibrated.pop(next(iter(self._recalibrated)))
         return copy.deepcopy(self._recalibrated[digest])
 
+    @cached_property
+    def _held_out_channels_last(self) -> torch.Tensor:
+        return self.splits.held_out_images.contiguous(memory_format=torch.channels_last)
+
     def evaluate_accuracy(self, configs: Sequence[Mapping[str, Any]]) -> list[float]:
-        images = self.splits.held_out_images.contiguous(memory_format=torch.channels_last)
-        labels = self.splits.held_out_labels
-        results = []
-        for config in configs:
-            subnet = self.build_subnet(config).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            with torch.inference_mode():
-                correct = sum(
-                    int((subnet(images[i : i + 1000]).argmax(1) == labels[i : i + 1000]).sum())
-                    for i in range(0, len(labels), 1000)
-                )
-            results.append(100.0 * correct / len(labels))
-        return results
+        return [
+            top1_accuracy(
+                self.build_subnet(config).to(memory_format=torch.channels_last),  # type: ignore[call-overload]
+                self._held_out_channels_last,
+                self.splits.held_out_labels,
+            )
+            for config in configs
+        ]
 
     def op_module(self, key: str) -> tuple[nn.Module, tuple[int, ...]]:
         """A module running just the op a latency-table key names, and its input shape (C, H, W)."""
@@ -251,6 +251,18 @@ class MobileNetV3DigitsSupernet:
         else:
             raise ValueError(f"unknown op kind {op.kind!r} in key {key!r}")
         return module.eval(), (c, h, w)
+
+
+def top1_accuracy(
+    module: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000
+) -> float:
+    """Top-1 accuracy in percent, computed in batches."""
+    with torch.inference_mode():
+        correct = sum(
+            int((module(images[i : i + batch]).argmax(1) == labels[i : i + batch]).sum())
+            for i in range(0, len(labels), batch)
+        )
+    return 100.0 * correct / len(labels)
 
 
 def recalibrate_batch_norm(module: nn.Module, images: torch.Tensor, batch: int = 256) -> None:
