@@ -55,13 +55,10 @@ def main() -> int:
         for k, (images, labels) in enumerate(sets):
             accuracy[i, k] = top1_accuracy(subnet, images, labels)
     half = len(sets) // 2
-    genes = supernet.space.genes
-
-    def active(config: dict, name: str) -> bool:
-        stage, block = name.split(".")[:2]
-        return not block.startswith("b") or int(block[1:]) < config[f"{stage}.depth"]
-
-    encoded = np.array([[c[g.name] if active(c, g.name) else 0 for g in genes] for c in configs])
+    space = supernet.space
+    encoded = np.array(
+        [[c[g.name] if space.is_active(c, g.name) else 0 for g in space.genes] for c in configs]
+    )
     one_hot = OneHotEncoder(handle_unknown="ignore").fit_transform(encoded).toarray()
     ridge_tau = {}
     for name, target in (
