@@ -90,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from service.supernets.builtin import DEFAULT_CHECKPOINT, manifest_path
+    from service.supernets.builtin import DEFAULT_CHECKPOINT, manifest_path, top1_accuracy
     from service.supernets.digits_data import load_splits
     from service.supernets.elastic_mbv3 import ElasticMobileNetV3
     from service.supernets.training import TrainingSettings, train_plain
@@ -105,10 +105,7 @@ def _baseline(args: argparse.Namespace) -> int:
     supernet_model = ElasticMobileNetV3()
     plain = supernet_model.build_static(supernet_model.spec.search_space().largest())
     seconds = train_plain(plain, splits, settings)
-    plain.eval()
-    with torch.no_grad():
-        predictions = plain(splits.held_out_images).argmax(1)
-    accuracy = 100.0 * float((predictions == splits.held_out_labels).float().mean())
+    accuracy = top1_accuracy(plain.eval(), splits.held_out_images, splits.held_out_labels)
     manifest["held_out_accuracy"]["plain_cnn_largest_architecture"] = accuracy
     manifest["baseline_train_seconds"] = round(seconds, 1)
     manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
