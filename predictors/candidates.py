@@ -21,7 +21,12 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from predictors.regressors import ExtraTreesWithStd, MeanEnsembleRegressor, RandomForestWithStd
+from predictors.regressors import (
+    ExtraTreesWithStd,
+    FeatureTrendRegressor,
+    MeanEnsembleRegressor,
+    RandomForestWithStd,
+)
 
 RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
 ENSEMBLE_MEMBERS = ("ridge", "gp", "extra_trees")
@@ -115,10 +120,12 @@ DEFAULT_CANDIDATES = ("ridge", "gp", "extra_trees", "ensemble")
 GIVES_STD = frozenset({"gp", "extra_trees", "random_forest", "ensemble"})
 
 
-def build_candidate(name: str, random_state: int = 0) -> RegressorMixin:
-    """A fresh, unfitted candidate model by name."""
+def build_candidate(name: str, random_state: int = 0, n_trend: int = 0) -> RegressorMixin:
+    """A fresh, unfitted candidate model by name; with `n_trend`, fitted after a linear trend on
+    the last `n_trend` columns (the caller's exact features, see `FeatureTrendRegressor`)."""
     check_candidate_names([name])
-    return CANDIDATES[name](random_state)
+    model = CANDIDATES[name](random_state)
+    return FeatureTrendRegressor(model, n_trend) if n_trend else model
 
 
 def check_candidate_names(names: Sequence[str]) -> None:

@@ -24,6 +24,7 @@ TRUSTED_TYPES = frozenset(
     {
         "predictors.candidates.short_lbfgs",
         "predictors.regressors.ExtraTreesWithStd",
+        "predictors.regressors.FeatureTrendRegressor",
         "predictors.regressors.MeanEnsembleRegressor",
         "predictors.regressors.RandomForestWithStd",
         "sklearn.gaussian_process.kernels.ConstantKernel",

@@ -119,9 +119,12 @@ def check_training_data(configs: Sequence[Mapping[str, Any]], y: ArrayLike) -> n
 
 
 def out_of_fold_predictions(
-    names: Sequence[str], X: np.ndarray, y: np.ndarray, random_state: int
+    names: Sequence[str], X: np.ndarray, y: np.ndarray, random_state: int, n_trend: int = 0
 ) -> dict[str, np.ndarray]:
-    """Pooled K-fold out-of-fold predictions per candidate (the ensemble from its members')."""
+    """Pooled K-fold out-of-fold predictions per candidate (the ensemble from its members').
+
+    With `n_trend` every candidate is fitted after the same least-squares trend, so the ensemble
+    of trend-fitted members is still exactly their mean."""
     folds = KFold(n_splits=min(MAX_FOLDS, len(y)), shuffle=True, random_state=random_state)
     needed = [n for n in names if n != "ensemble"]
     if "ensemble" in names:
@@ -130,7 +133,7 @@ def out_of_fold_predictions(
     with warnings.catch_warnings(), threadpool_limits(BLAS_THREADS):
         warnings.simplefilter("ignore", ConvergenceWarning)
         for name in needed:
-            model = build_candidate(name, random_state)
+            model = build_candidate(name, random_state, n_trend)
             predictions[name] = cross_val_predict(model, X, y, cv=folds)
     if "ensemble" in names:
         predictions["ensemble"] = np.mean([predictions[m] for m in ENSEMBLE_MEMBERS], axis=0)
@@ -146,7 +149,10 @@ def fit_predictor(
     features: ConfigFeatures | None = None,
     candidates: Sequence[str] | None = None,
 ) -> PredictorFit:
-    """Choose the candidate with the best cross-validated Kendall τ and fit it on all samples."""
+    """Choose the candidate with the best cross-validated Kendall τ and fit it on all samples.
+
+    The caller's `features` (exact MACs, params, ...) are encoded after the genes, and every
+    candidate first fits a linear trend on them (`FeatureTrendRegressor`)."""
     started = time.perf_counter()
     names = DEFAULT_CANDIDATES if candidates is None else candidates
     check_candidate_names(names)
@@ -155,11 +161,12 @@ def fit_predictor(
     encoder = ConfigEncoder(space, features=features)
     X = encoder.transform(configs)
 
-    oof = out_of_fold_predictions(names, X, target, random_state)
+    n_trend = encoder.n_caller_features
+    oof = out_of_fold_predictions(names, X, target, random_state, n_trend)
     candidate_scores = {name: rank_quality(target, pred) for name, pred in oof.items()}
     best = max(names, key=lambda n: candidate_scores[n]["kendall_tau"])
 
-    estimator = build_candidate(best, random_state)
+    estimator = build_candidate(best, random_state, n_trend)
     with warnings.catch_warnings(), threadpool_limits(BLAS_THREADS):
         warnings.simplefilter("ignore", ConvergenceWarning)
         estimator.fit(X, target)

@@ -8,7 +8,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from predictors.candidates import CANDIDATES, build_candidate
-from predictors.regressors import ExtraTreesWithStd, MeanEnsembleRegressor, RandomForestWithStd
+from predictors.regressors import (
+    ExtraTreesWithStd,
+    FeatureTrendRegressor,
+    MeanEnsembleRegressor,
+    RandomForestWithStd,
+)
 
 
 def _ensemble() -> MeanEnsembleRegressor:
@@ -40,6 +45,8 @@ def _expected_failures(estimator) -> dict[str, str]:
         # fits its steps in place by design, which the parameter-mutation checks reject.
         build_candidate("gp")[-1],
         build_candidate("ensemble"),
+        FeatureTrendRegressor(Ridge(), n_trend=1),
+        build_candidate("extra_trees", n_trend=1),
     ],
     expected_failed_checks=_expected_failures,
 )
@@ -94,3 +101,32 @@ def test_every_candidate_learns_a_simple_target(name):
 def test_unknown_candidate_is_a_clear_error():
     with pytest.raises(ValueError, match=r"unknown candidate.*choose from"):
         build_candidate("xgboost")
+
+
+def test_feature_trend_keeps_a_linear_dependence_that_ridge_spreads_out():
+    """y follows the last column exactly; 60 noisy one-hot-like columns hide it from ridge."""
+    rng = np.random.default_rng(0)
+    X = np.hstack([rng.integers(0, 2, (300, 60)).astype(float), rng.uniform(1, 10, (300, 1))])
+    y = 3 * X[:, -1] + 0.2 * X[:, 0]
+    plain = build_candidate("ridge").fit(X[:60], y[:60])
+    trend = build_candidate("ridge", n_trend=1).fit(X[:60], y[:60])
+    error = {
+        "plain": np.abs(plain.predict(X[60:]) - y[60:]).mean(),
+        "trend": np.abs(trend.predict(X[60:]) - y[60:]).mean(),
+    }
+    assert error["trend"] < 0.1 * error["plain"]
+
+
+def test_feature_trend_passes_the_regressor_std_through():
+    X, y = _data()
+    model = build_candidate("gp", n_trend=2).fit(X, y)
+    mean, std = model.predict(X, return_std=True)
+    np.testing.assert_allclose(mean, model.predict(X))
+    inner_std = model.regressor_.predict(X, return_std=True)[1]
+    np.testing.assert_allclose(std, inner_std)
+
+
+def test_feature_trend_needs_as_many_columns_as_it_trends_on():
+    X, y = _data()
+    with pytest.raises(ValueError, match=r"n_trend=5 must be between 1 and the 4 columns"):
+        FeatureTrendRegressor(Ridge(), n_trend=5).fit(X, y)

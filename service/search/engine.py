@@ -28,7 +28,7 @@ from service.search.pareto import (
 )
 from service.search.records import WARM_START, Evaluation, FrontResult, IterationRecord
 from service.search.spec import SearchSpec
-from service.search.surrogate import MetricModels
+from service.search.surrogate import ExactFeatures, MetricModels
 from service.search.tactics import EvolutionaryTactic, RandomTactic, SearchContext, Tactic
 from service.supernets.space import Config, SearchSpace
 
@@ -182,7 +182,11 @@ class SearchEngine:
             return EvolutionaryTactic()
         predicted = [m for m in self.spec.metrics if m not in self.exact.names]
         models = MetricModels(
-            self.encoding, predicted, self.spec.seed, candidates=self.spec.predictors
+            self.encoding,
+            predicted,
+            self.spec.seed,
+            candidates=self.spec.predictors,
+            exact_features=ExactFeatures(self.exact) if self.exact.names else None,
         )
         return LinasTactic(models)
 

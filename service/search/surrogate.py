@@ -3,17 +3,22 @@
 Uses `predictors.fit_predictor` (model chosen by cross-validated Kendall tau). Full model selection
 runs every `reselect_every` fits of a metric; in between only the last winner is refitted, which
 keeps LINAS's per-iteration overhead low while its scores stay cross-validated.
+
+The exact metrics the caller computes (MACs, params, ...) are not predicted, and they are also
+given to every predictor as extra features: latency follows MACs closely, and accuracy grows with
+capacity (`docs/predictors.md` has the measured effect).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from service.search.encoding import SpaceEncoding, design_matrix
+from service.search.exact import ExactMetrics
 from service.supernets.space import Config, SearchSpace
 
 PROBE_ROWS = 240
@@ -42,13 +47,38 @@ def fit_metric(
     *,
     random_state: int,
     candidates: Sequence[str],
+    features: Callable[[Config], list[float]] | None = None,
 ) -> MetricPredictor:
     """Fit the project's predictor for one metric (the `predictors` package)."""
     from predictors.selection import fit_predictor
 
     return fit_predictor(
-        space, list(configs), y, random_state=random_state, candidates=list(candidates)
+        space,
+        list(configs),
+        y,
+        random_state=random_state,
+        candidates=list(candidates),
+        features=features,
     )
+
+
+@dataclass(frozen=True)
+class ExactFeatures:
+    """The exact metrics as predictor features, in a fixed order, from `ExactMetrics`' cache."""
+
+    exact: ExactMetrics
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.exact.names)
+
+    def of_config(self, config: Config) -> list[float]:
+        values = self.exact.of_config(config)
+        return [values[name] for name in self.names]
+
+    def of_rows(self, rows: np.ndarray) -> np.ndarray:
+        columns = self.exact.columns(rows, self.names)
+        return np.column_stack([columns[name] for name in self.names])
 
 
 @dataclass(frozen=True)
@@ -63,7 +93,10 @@ class LinearFeatureMap:
     weights: np.ndarray
 
     @classmethod
-    def learn(cls, encoding: SpaceEncoding, encoder: Any, seed: int) -> LinearFeatureMap | None:
+    def learn(
+        cls, encoding: SpaceEncoding, encoder: Any, seed: int, n_extra: int = 0
+    ) -> LinearFeatureMap | None:
+        """Maps the encoder's columns but its last `n_extra` (exact features, not linear)."""
         rng = np.random.default_rng(seed)
         k = encoding.n_choices
         rows = np.concatenate(
@@ -77,6 +110,7 @@ class LinearFeatureMap:
             X = np.asarray(encoder.transform([encoding.config_of(r) for r in rows]), dtype=float)
         except Exception:  # an encoder we cannot drive this way: keep the slow path
             return None
+        X = X[:, : X.shape[1] - n_extra]
         D = design_matrix(encoding, rows)
         fit_part, check = slice(0, PROBE_ROWS), slice(PROBE_ROWS, None)
         weights = np.linalg.lstsq(D[fit_part], X[fit_part], rcond=None)[0]
@@ -99,6 +133,7 @@ class MetricModels:
     seed: int
     reselect_every: int = 3
     candidates: Sequence[str] = DEFAULT_CANDIDATES
+    exact_features: ExactFeatures | None = None
     fits: dict[str, MetricPredictor] = field(default_factory=dict)
     _rounds: int = 0
     _feature_map: LinearFeatureMap | None = None
@@ -119,6 +154,7 @@ class MetricModels:
                 y[keep],
                 random_state=self.seed,
                 candidates=names,
+                features=self._features_callable(),
             )
         self._rounds += 1
         self._fast = self._fast_path_matches()
@@ -127,7 +163,7 @@ class MetricModels:
         """Like `predict`, from canonical index rows; a matrix product when the encoding allows."""
         if not self._fast or self._feature_map is None:
             return self.predict([self.encoding.space.from_indices(r) for r in rows])
-        X = self._feature_map.features(rows)
+        X = self._fast_features(rows)
         means: dict[str, np.ndarray] = {}
         stds: dict[str, np.ndarray] = {}
         for metric, fit in self.fits.items():
@@ -150,16 +186,31 @@ class MetricModels:
             return False
         if not self._map_tried:
             self._map_tried = True
-            self._feature_map = LinearFeatureMap.learn(self.encoding, encoders[0], self.seed)
+            n_extra = len(self.exact_features.names) if self.exact_features else 0
+            self._feature_map = LinearFeatureMap.learn(
+                self.encoding, encoders[0], self.seed, n_extra
+            )
         if self._feature_map is None:
             return False
         k = self.encoding.n_choices
         probe = self.encoding.canonical_rows(np.stack([np.zeros_like(k), k - 1, (k - 1) // 2]))
         configs = [self.encoding.config_of(r) for r in probe]
+        X = self._fast_features(probe)
         return all(
-            self._feature_map.reproduces(probe, np.asarray(e.transform(configs), dtype=float))
+            np.allclose(X, np.asarray(e.transform(configs), dtype=float), rtol=1e-9, atol=1e-9)
             for e in encoders
         )
+
+    def _features_callable(self) -> Callable[[Config], list[float]] | None:
+        return self.exact_features.of_config if self.exact_features else None
+
+    def _fast_features(self, rows: np.ndarray) -> np.ndarray:
+        """The fits' encoding of canonical rows: linear map, then the exact features."""
+        assert self._feature_map is not None
+        X = self._feature_map.features(rows)
+        if self.exact_features is None:
+            return X
+        return np.hstack([X, self.exact_features.of_rows(rows)])
 
     def predict(self, configs: Sequence[Config]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Predicted mean per metric, and the std per metric where the model gives one."""
