@@ -25,10 +25,12 @@ from predictors.regressors import (
     ExtraTreesWithStd,
     FeatureTrendRegressor,
     MeanEnsembleRegressor,
+    MonotoneRidge,
     RandomForestWithStd,
 )
 
 RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
+MONOTONE_ALPHA = 3.0  # on standardised columns; 1-10 ranked alike at 50-200 samples
 ENSEMBLE_MEMBERS = ("ridge", "gp", "extra_trees")
 GP_MAX_ITERATIONS = 15
 
@@ -51,6 +53,11 @@ def short_lbfgs(
 def ridge(random_state: int) -> RegressorMixin:
     """Linear: ridge on standardised features, alpha by efficient leave-one-out CV."""
     return make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
+
+
+def monotone(random_state: int) -> RegressorMixin:
+    """Linear, one sign for every weight: grows (or falls) with every step up a gene's choices."""
+    return MonotoneRidge(alpha=MONOTONE_ALPHA)
 
 
 def gaussian_process(random_state: int) -> RegressorMixin:
@@ -107,6 +114,7 @@ def ensemble(random_state: int) -> RegressorMixin:
 
 CANDIDATES: dict[str, Callable[[int], RegressorMixin]] = {
     "ridge": ridge,
+    "monotone": monotone,
     "gp": gaussian_process,
     "extra_trees": extra_trees,
     "random_forest": random_forest,
@@ -116,7 +124,10 @@ CANDIDATES: dict[str, Callable[[int], RegressorMixin]] = {
 }
 # mlp, gradient_boosting and random_forest are opt-in: each costs ~0.5 s CPU per selection at
 # 100 samples and rarely wins on rank; the defaults keep selection + final fit within ~1 s.
-DEFAULT_CANDIDATES = ("ridge", "gp", "extra_trees", "ensemble")
+DEFAULT_CANDIDATES = ("ridge", "monotone", "gp", "extra_trees", "ensemble")
+# The monotone model takes the exact features as columns with the same sign as the genes (MACs
+# grow with every choice) instead of after a free trend on them, which would undo its prior.
+NO_TREND = frozenset({"monotone"})
 GIVES_STD = frozenset({"gp", "extra_trees", "random_forest", "ensemble"})
 
 
@@ -125,7 +136,7 @@ def build_candidate(name: str, random_state: int = 0, n_trend: int = 0) -> Regre
     the last `n_trend` columns (the caller's exact features, see `FeatureTrendRegressor`)."""
     check_candidate_names([name])
     model = CANDIDATES[name](random_state)
-    return FeatureTrendRegressor(model, n_trend) if n_trend else model
+    return FeatureTrendRegressor(model, n_trend) if n_trend and name not in NO_TREND else model
 
 
 def check_candidate_names(names: Sequence[str]) -> None:

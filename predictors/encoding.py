@@ -1,7 +1,8 @@
 """Config → feature matrix encodings that ignore inactive genes.
 
-Every config is canonicalised first, then each active gene is encoded (one-hot or ordinal) and every
-inactive gene is all zeros, so two configs that build the same network encode identically.
+Every config is canonicalised first, then each active gene is encoded (one-hot, ordinal or
+thermometer) and every inactive gene is all zeros, so two configs that build the same network
+encode identically.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import numpy as np
 
 from service.supernets.space import Config, Gene, SearchSpace
 
-Encoding = Literal["onehot", "ordinal"]
+Encoding = Literal["onehot", "ordinal", "thermometer"]
 ConfigFeatures = Callable[[Config], Sequence[float]]
-ENCODINGS: tuple[Encoding, ...] = ("onehot", "ordinal")
+ENCODINGS: tuple[Encoding, ...] = ("onehot", "ordinal", "thermometer")
 
 
 def _is_number(value: Any) -> bool:
@@ -35,8 +36,10 @@ def _group_totals(space: SearchSpace) -> dict[str, list[int]]:
 class ConfigEncoder:
     """Turns configs of `space` into a float matrix, one row per config.
 
-    `encoding` is "onehot" (one column per choice) or "ordinal" (one column per gene, the choice
-    index scaled to (0, 1]); inactive genes are zero either way. With `derived=True` it appends,
+    `encoding` is "onehot" (one column per choice), "ordinal" (one column per gene, the choice
+    index scaled to (0, 1]) or "thermometer" (per gene an active flag, then `gene>=choice` for
+    every choice but the first: a model with non-negative weights on it grows with every step
+    up a gene's choices); inactive genes are zero in all three. With `derived=True` it appends,
     for numeric genes named `<group>.<…>.<kind>`, the sum over active genes per `<group>.<kind>`
     (per-stage kernel/expand totals) and the number of active genes. `features(config)` adds
     caller columns (e.g. per-stage MACs), computed on the canonical config.
@@ -65,6 +68,9 @@ class ConfigEncoder:
         for gene in self.space.genes:
             if self.encoding == "onehot":
                 names.extend(f"{gene.name}={choice}" for choice in gene.choices)
+            elif self.encoding == "thermometer":
+                names.append(f"{gene.name}:active")
+                names.extend(f"{gene.name}>={choice}" for choice in gene.choices[1:])
             else:
                 names.append(gene.name)
         if self.derived:
@@ -123,6 +129,9 @@ class ConfigEncoder:
             if active:
                 column[index] = 1.0
             return column
+        if self.encoding == "thermometer":
+            steps = np.arange(len(gene.choices))  # [active, >= choice 1, >= choice 2, ...]
+            return (steps <= index).astype(float) if active else np.zeros(len(gene.choices))
         return np.array([(index + 1) / len(gene.choices) if active else 0.0])
 
     def _caller_features(self, config: Config) -> np.ndarray:

@@ -26,6 +26,7 @@ TRUSTED_TYPES = frozenset(
         "predictors.regressors.ExtraTreesWithStd",
         "predictors.regressors.FeatureTrendRegressor",
         "predictors.regressors.MeanEnsembleRegressor",
+        "predictors.regressors.MonotoneRidge",
         "predictors.regressors.RandomForestWithStd",
         "sklearn.gaussian_process.kernels.ConstantKernel",
         "sklearn.gaussian_process.kernels.Product",

@@ -3,7 +3,9 @@
 Tree ensembles give the spread of their trees' predictions; the mean ensemble gives the spread of
 its members' predictions. Both keep the scikit-learn estimator contract (they only add a keyword).
 `FeatureTrendRegressor` fits a linear trend on a few trusted columns first (exact MACs behind
-latency) and its regressor on what the trend leaves.
+latency) and its regressor on what the trend leaves. `MonotoneRidge` is ridge whose weights all
+share one sign: on the thermometer encoding, a prediction that only grows (or only falls) as any
+gene steps up its choices.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor, VotingRegressor
 from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
@@ -88,3 +91,33 @@ class FeatureTrendRegressor(RegressorMixin, BaseEstimator):
             return trend + self.regressor_.predict(X)
         mean, std = self.regressor_.predict(X, return_std=True)
         return trend + mean, std
+
+
+class MonotoneRidge(RegressorMixin, BaseEstimator):
+    """Ridge on standardised columns with every weight >= 0, or every weight <= 0.
+
+    The prior "a larger choice of any gene never lowers accuracy" (or never lowers latency), as
+    non-negative weights on the thermometer encoding: from 100 noisy accuracies it ranks held-out
+    networks better than unconstrained models (`docs/predictors.md`). Both signs are fitted; the
+    one with the smaller training error is kept, so falling metrics (error rate) work too.
+    """
+
+    def __init__(self, alpha: float = 3.0) -> None:
+        self.alpha = alpha
+
+    def fit(self, X: Any, y: Any) -> MonotoneRidge:
+        X, y = validate_data(self, X, y, y_numeric=True)
+        self.scaler_ = StandardScaler().fit(X)
+        Z = self.scaler_.transform(X)
+        fits = []
+        for sign in (1.0, -1.0):
+            ridge = Ridge(alpha=self.alpha, positive=True).fit(Z, sign * y)
+            error = float(np.sum((ridge.predict(Z) - sign * y) ** 2))
+            fits.append((error, sign, ridge))
+        _, self.sign_, self.ridge_ = min(fits, key=lambda fit: fit[0])
+        return self
+
+    def predict(self, X: Any) -> Any:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return self.sign_ * self.ridge_.predict(self.scaler_.transform(X))

@@ -151,14 +151,16 @@ def fit_predictor(
 ) -> PredictorFit:
     """Choose the candidate with the best cross-validated Kendall τ and fit it on all samples.
 
-    The caller's `features` (exact MACs, params, ...) are encoded after the genes, and every
-    candidate first fits a linear trend on them (`FeatureTrendRegressor`)."""
+    Genes are thermometer-encoded (what `monotone` needs; ridge ranks at least as well on it as
+    on one-hot). The caller's `features` (exact MACs, params, ...) are encoded after the genes,
+    and every candidate but `monotone` first fits a linear trend on them
+    (`FeatureTrendRegressor`)."""
     started = time.perf_counter()
     names = DEFAULT_CANDIDATES if candidates is None else candidates
     check_candidate_names(names)
     names = list(names)
     target = check_training_data(configs, y)
-    encoder = ConfigEncoder(space, features=features)
+    encoder = ConfigEncoder(space, encoding="thermometer", features=features)
     X = encoder.transform(configs)
 
     n_trend = encoder.n_caller_features

@@ -27,7 +27,7 @@ def _with_inactive_genes_changed(config: dict) -> dict:
     return other
 
 
-@pytest.mark.parametrize("encoding", ["onehot", "ordinal"])
+@pytest.mark.parametrize("encoding", ["onehot", "ordinal", "thermometer"])
 @pytest.mark.parametrize("derived", [True, False])
 def test_configs_differing_only_in_inactive_genes_encode_equal(encoding, derived):
     config = _shallow_config()
@@ -36,7 +36,7 @@ def test_configs_differing_only_in_inactive_genes_encode_equal(encoding, derived
     np.testing.assert_array_equal(X[0], X[1])
 
 
-@pytest.mark.parametrize("encoding", ["onehot", "ordinal"])
+@pytest.mark.parametrize("encoding", ["onehot", "ordinal", "thermometer"])
 def test_active_genes_change_the_encoding(encoding):
     config = _shallow_config()
     changed = dict(config, **{"s1.b1.kernel": 5})
@@ -55,6 +55,22 @@ def test_onehot_columns_zero_for_inactive_genes_and_one_hot_for_active():
         expected = 1.0 if SPACE.is_active(config, gene.name) else 0.0
         assert row[columns].sum() == expected
     assert row[names.index("s1.b1.kernel=7")] == 1.0
+
+
+def test_thermometer_steps_up_with_the_choice_and_is_zero_when_inactive():
+    config = _shallow_config()
+    encoder = ConfigEncoder(SPACE, encoding="thermometer", derived=False)
+    names = encoder.feature_names()
+    kernels = [dict(config, **{"s1.b1.kernel": k}) for k in (3, 5, 7)]
+    X = encoder.transform(kernels)
+    columns = [
+        names.index(n) for n in ("s1.b1.kernel:active", "s1.b1.kernel>=5", "s1.b1.kernel>=7")
+    ]
+    np.testing.assert_array_equal(X[:, columns], [[1, 0, 0], [1, 1, 0], [1, 1, 1]])
+    inactive = next(g.name for g in SPACE.genes if not SPACE.is_active(config, g.name))
+    gene_columns = [i for i, n in enumerate(names) if n.split(":")[0].split(">=")[0] == inactive]
+    assert not X[:, gene_columns].any()
+    assert len(names) == int(SPACE.n_choices.sum())
 
 
 def test_derived_totals_sum_active_genes_per_stage():

@@ -12,6 +12,7 @@ from predictors.regressors import (
     ExtraTreesWithStd,
     FeatureTrendRegressor,
     MeanEnsembleRegressor,
+    MonotoneRidge,
     RandomForestWithStd,
 )
 
@@ -47,6 +48,7 @@ def _expected_failures(estimator) -> dict[str, str]:
         build_candidate("ensemble"),
         FeatureTrendRegressor(Ridge(), n_trend=1),
         build_candidate("extra_trees", n_trend=1),
+        MonotoneRidge(),
     ],
     expected_failed_checks=_expected_failures,
 )
@@ -130,3 +132,22 @@ def test_feature_trend_needs_as_many_columns_as_it_trends_on():
     X, y = _data()
     with pytest.raises(ValueError, match=r"n_trend=5 must be between 1 and the 4 columns"):
         FeatureTrendRegressor(Ridge(), n_trend=5).fit(X, y)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_monotone_ridge_never_falls_against_its_fitted_direction(sign):
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 2, (80, 6)).astype(float)
+    y = sign * (X @ np.array([3.0, 2.0, 1.0, 0.5, 0.0, 0.0])) + rng.normal(0, 0.5, 80)
+    model = MonotoneRidge().fit(X, y)
+    assert model.sign_ == sign
+    base = np.zeros((1, 6))
+    for column in range(6):
+        stepped = base.copy()
+        stepped[0, column] = 1.0
+        assert sign * (model.predict(stepped) - model.predict(base))[0] >= 0
+    assert np.corrcoef(model.predict(X), y)[0, 1] > 0.9
+
+
+def test_monotone_ignores_the_feature_trend():
+    assert isinstance(build_candidate("monotone", n_trend=2), MonotoneRidge)

@@ -1,8 +1,8 @@
 """Predicted metrics for the inner search: one fitted predictor per metric that is not exact.
 
-Uses `predictors.fit_predictor` (model chosen by cross-validated Kendall tau). Full model selection
-runs every `reselect_every` fits of a metric; in between only the last winner is refitted, which
-keeps LINAS's per-iteration overhead low while its scores stay cross-validated.
+Uses `predictors.fit_predictor`: the model is chosen by cross-validated Kendall tau at every fit.
+Selection depends only on the validated networks, so a search resumed from its stored
+evaluations fits the same predictors as one that never stopped.
 
 The exact metrics the caller computes (MACs, params, ...) are not predicted, and they are also
 given to every predictor as extra features: latency follows MACs closely, and accuracy grows with
@@ -19,14 +19,13 @@ import numpy as np
 
 from service.search.encoding import SpaceEncoding, design_matrix
 from service.search.exact import ExactMetrics
+from service.search.spec import DEFAULT_PREDICTORS
 from service.supernets.space import Config, SearchSpace
 
 PROBE_ROWS = 240
 CHECK_ROWS = 40
 
-# Ridge on the one-hot encoding fits 100 samples in ~0.3 s on a busy 2-core host; GP and the
-# ensemble take 15-25 s there, so they are opt-in through `SearchSpec.predictors`.
-DEFAULT_CANDIDATES: tuple[str, ...] = ("ridge",)
+DEFAULT_CANDIDATES = DEFAULT_PREDICTORS
 
 
 class MetricPredictor(Protocol):
@@ -131,32 +130,26 @@ class MetricModels:
     encoding: SpaceEncoding
     metrics: Sequence[str]
     seed: int
-    reselect_every: int = 3
     candidates: Sequence[str] = DEFAULT_CANDIDATES
     exact_features: ExactFeatures | None = None
     fits: dict[str, MetricPredictor] = field(default_factory=dict)
-    _rounds: int = 0
     _feature_map: LinearFeatureMap | None = None
     _map_tried: bool = False
     _fast: bool = False
 
     def refit(self, configs: Sequence[Config], columns: Mapping[str, np.ndarray]) -> None:
         """Fit every metric on the configs whose value for it is finite."""
-        reselect = self._rounds % self.reselect_every == 0
         for metric in self.metrics:
             y = np.asarray(columns[metric], dtype=float)
             keep = np.flatnonzero(np.isfinite(y)).tolist()
-            previous = self.fits.get(metric)
-            names = self.candidates if reselect or previous is None else [previous.model_name]
             self.fits[metric] = fit_metric(
                 self.encoding.space,
                 [configs[i] for i in keep],
                 y[keep],
                 random_state=self.seed,
-                candidates=names,
+                candidates=self.candidates,
                 features=self._features_callable(),
             )
-        self._rounds += 1
         self._fast = self._fast_path_matches()
 
     def predict_rows(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
