@@ -3,7 +3,9 @@
 On the built-in supernet, every network's measured metrics are cached on disk by canonical hash
 (`benchmarks/data/mbv3_digits_measured.json`, committed so reruns replay); only misses are measured
 with `validate_subnets` (torch accuracy + onnxruntime latency, ~1-2 s each). `--synthetic` swaps in
-a synthetic validation function (clearly labelled; nothing is measured or cached).
+a synthetic validation function (clearly labelled; nothing is measured or cached). Every tactic
+gets the supernet's exact MACs and params (`exact_metrics`), as the service's worker passes them;
+LINAS's predictors use them as features.
 
 Hypervolume: pymoo HV, normalised with fixed bounds for every tactic and seed, taken from the
 smallest and largest networks of the space: accuracy (acc_small - 2, min(100, acc_large + 2)),
@@ -86,6 +88,15 @@ class MeasuredCache:
         os.replace(temporary, self.path)
 
 
+def exact_metrics_fn() -> Callable[[Config], dict[str, float]]:
+    """MACs and params of the built-in supernet, as the service's worker passes them."""
+    from service.evaluation.validation import exact_metrics
+    from service.supernets.registry import builtin_supernet
+
+    supernet = builtin_supernet()
+    return lambda config: exact_metrics(supernet, config)
+
+
 def real_validator(cache_path: Path) -> tuple[SearchSpace, MeasuredCache]:
     from service.evaluation.latency import DeviceProfile
     from service.evaluation.validation import validate_subnets
@@ -133,6 +144,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         space, cache = real_validator(args.cache)
         validate, label = cache, cache.label
     bounds = hv_bounds(space, validate)
+    exact = exact_metrics_fn()
     checkpoints = list(range(args.step, args.max_budget + 1, args.step))
     curves: dict[str, list[list[float]]] = {t: [] for t in args.tactics}
     engines: dict[str, list[SearchEngine]] = {t: [] for t in args.tactics}
@@ -147,7 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 seed=seed,
                 hv_bounds=bounds,
             )
-            engine = run_search(space, spec, validate)
+            engine = run_search(space, spec, validate, exact_metrics=exact)
             engines[tactic].append(engine)
             curves[tactic].append([engine.hypervolume_after(n) for n in checkpoints])
             print(f"{tactic} seed {seed}: hv {curves[tactic][-1][-1]:.4f}", file=sys.stderr)

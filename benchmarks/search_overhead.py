@@ -1,8 +1,9 @@
 """Search overhead: seconds per iteration spent outside validation (ask + tell), LINAS vs baselines.
 
 The validation function is synthetic and instant, so every second counted is the engine's own
-work: predictor fits, the inner pymoo search and batch selection for LINAS; survival and mating
-for NSGA-II (the evolutionary tactic, the baseline measured in the same run); sampling for random.
+work: exact MACs and params (the built-in supernet's, as in the service), predictor fits, the
+inner pymoo search and batch selection for LINAS; survival and mating for NSGA-II (the
+evolutionary tactic, the baseline measured in the same run); sampling for random.
 Issue target: LINAS <= 1 s per iteration on 2 cores.
 
     .venv/bin/python -m benchmarks.search_overhead [--budget 150] [--seeds 2]
@@ -16,13 +17,16 @@ import os
 import statistics
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from service.evaluation.validation import exact_metrics
 from service.search import SearchSpec, parse_objective, run_search
 from service.search.synthetic import SyntheticValidator
 from service.supernets.elastic_mbv3 import ArchSpec
+from service.supernets.registry import builtin_supernet
 
 TACTICS = ("linas", "evolutionary", "random")
 ISSUE_TARGET_SECONDS = 1.0
@@ -31,6 +35,8 @@ ISSUE_TARGET_SECONDS = 1.0
 def measure(tactic: str, budget: int, seeds: int) -> dict[str, Any]:
     """Per-iteration seconds over seeds; LINAS counts only its predictor-guided iterations."""
     space = ArchSpec().search_space()
+    supernet = builtin_supernet()  # its exact MACs and params, as the worker passes them
+    exact = partial(exact_metrics, supernet)
     seconds: list[float] = []
     cpu_seconds: list[float] = []
     fit_seconds: list[float] = []
@@ -41,7 +47,7 @@ def measure(tactic: str, budget: int, seeds: int) -> dict[str, Any]:
             tactic=tactic,
             seed=seed,
         )
-        engine = run_search(space, spec, SyntheticValidator(space))
+        engine = run_search(space, spec, SyntheticValidator(space), exact_metrics=exact)
         origins = {e.iteration: e.origin for e in engine.evaluations}
         for record in engine.iterations:
             if tactic == "linas" and origins.get(record.iteration) == "initial":
