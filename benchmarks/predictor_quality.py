@@ -5,8 +5,9 @@ on random training sub-networks and scored on the same held-out ones (Kendall τ
 fit time; repeated over a few seeds. Our contenders:
 - `ours`: `fit_predictor`'s default selection on the gene encoding alone;
 - `ours+cost`: the same given each network's exact MACs and params (the `features` hook);
-- `engine`: exactly what LINAS fits (`service.search.surrogate.fit_metric` with the engine's
-  default candidates and `ExactFeatures`, MACs and params here) — the selection the search uses.
+- `engine`: exactly what LINAS fits by default (`service.search.surrogate.fit_metric` with the
+  engine's default candidates, no exact features) — the selection the search uses;
+- `engine+`: LINAS with `predictors=("ridge", "monotone")` and `exact_features=True`.
 Prints a table, then JSON.
 
     .venv/bin/python -m benchmarks.predictor_quality [--data PATH] [--repeats 5]
@@ -141,14 +142,15 @@ def _ours(
     seed: int,
     features: Callable[[Config], list[float]] | None,
 ) -> tuple[Any, float, float]:
-    if who == "engine":
+    if who.startswith("engine"):
+        candidates = DEFAULT_CANDIDATES if who == "engine" else ("ridge", "monotone")
         return _timed(
             lambda: fit_metric(
                 space,
                 train_cfgs,
                 y_train,
                 random_state=seed,
-                candidates=DEFAULT_CANDIDATES,
+                candidates=candidates,
                 features=features,
             )
         )
@@ -173,7 +175,7 @@ def run_once(
     test_cfgs = [configs[i] for i in held_out]
     results: dict[str, dict[str, Any]] = {}
     by_config = cost_features.of_config
-    variants = {"ours": None, "ours+cost": by_config, "engine": by_config}
+    variants = {"ours": None, "ours+cost": by_config, "engine": None, "engine+": by_config}
     for who, features in variants.items():
         fit, wall, cpu = _ours(who, space, train_cfgs, y[train], seed, features)
         results[who] = {

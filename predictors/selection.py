@@ -29,7 +29,7 @@ from predictors.candidates import (
     build_candidate,
     check_candidate_names,
 )
-from predictors.encoding import ConfigEncoder, ConfigFeatures
+from predictors.encoding import ConfigEncoder, ConfigFeatures, Encoding
 from predictors.metrics import rank_quality
 from service.supernets.space import Config, SearchSpace
 
@@ -148,19 +148,20 @@ def fit_predictor(
     random_state: int = 0,
     features: ConfigFeatures | None = None,
     candidates: Sequence[str] | None = None,
+    encoding: Encoding = "thermometer",
 ) -> PredictorFit:
     """Choose the candidate with the best cross-validated Kendall τ and fit it on all samples.
 
-    Genes are thermometer-encoded (what `monotone` needs; ridge ranks at least as well on it as
-    on one-hot). The caller's `features` (exact MACs, params, ...) are encoded after the genes,
-    and every candidate but `monotone` first fits a linear trend on them
+    Genes are thermometer-encoded by default (what `monotone` needs; ridge ranks at least as
+    well on it as on one-hot). The caller's `features` (exact MACs, params, ...) are encoded
+    after the genes, and every candidate but `monotone` first fits a linear trend on them
     (`FeatureTrendRegressor`)."""
     started = time.perf_counter()
     names = DEFAULT_CANDIDATES if candidates is None else candidates
     check_candidate_names(names)
     names = list(names)
     target = check_training_data(configs, y)
-    encoder = ConfigEncoder(space, encoding="thermometer", features=features)
+    encoder = ConfigEncoder(space, encoding=encoding, features=features)
     X = encoder.transform(configs)
 
     n_trend = encoder.n_caller_features

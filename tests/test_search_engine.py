@@ -244,3 +244,18 @@ def test_failed_measurements_stay_off_the_front_and_out_of_the_fits(
     front = engine.front()
     assert front.feasible and all(np.isfinite(p.metrics["accuracy"]) for p in front.points)
     assert any(e.origin == "linas" for e in engine.evaluations)
+
+
+@pytest.mark.parametrize("exact_features", [False, True])
+def test_predictors_get_exact_features_only_when_the_spec_asks(
+    mbv3_space: SearchSpace, exact_features: bool
+) -> None:
+    spec = quick_spec("linas", budget=20, exact_features=exact_features)
+    engine = SearchEngine(mbv3_space, spec, exact_metrics=synthetic_macs(mbv3_space))
+    validator = SyntheticValidator(mbv3_space)
+    while engine.validations_used < 20:
+        batch = engine.ask()
+        engine.tell(batch, validator(batch))
+    fits = engine._tactic.models.fits  # type: ignore[attr-defined]
+    widths = {fit.encoder.n_caller_features for fit in fits.values()}
+    assert widths == ({1} if exact_features else {0})

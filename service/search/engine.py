@@ -186,7 +186,9 @@ class SearchEngine:
             predicted,
             self.spec.seed,
             candidates=self.spec.predictors,
-            exact_features=ExactFeatures(self.exact) if self.exact.names else None,
+            exact_features=(
+                ExactFeatures(self.exact) if self.spec.exact_features and self.exact.names else None
+            ),
         )
         return LinasTactic(models)
 

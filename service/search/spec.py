@@ -104,9 +104,10 @@ def _arity(n_objectives: int) -> str:
     return "single" if n_objectives == 1 else "two" if n_objectives == 2 else "many"
 
 
-# Ridge (after a trend on the exact metrics) ranks latency best, the monotone model accuracy; both
-# fit 100 samples in ~0.1 s. GP and the ensemble take seconds on a busy 2-core host: opt-in.
-DEFAULT_PREDICTORS: tuple[str, ...] = ("ridge", "monotone")
+# Ridge on the one-hot encoding, without exact features: the setting the search-efficiency
+# benchmark measured best. `monotone` and exact features rank random networks better but led the
+# search to worse fronts (docs/benchmarks.md); GP and the ensemble take seconds per fit.
+DEFAULT_PREDICTORS: tuple[str, ...] = ("ridge",)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class SearchSpec:
 
     Objectives without bounds are normalised by the range seen in iteration 0 (see docs/library.md).
     `population_size`, `initial_size` and `batch_size` override the budget-derived defaults;
-    `predictors` are the candidate models LINAS selects among (names from `predictors`).
+    `predictors` are the candidate models LINAS selects among (names from `predictors`);
+    `exact_features` gives them the `exact_metrics` values (MACs, params) as extra features.
     """
 
     objectives: list[Objective]
@@ -129,6 +131,7 @@ class SearchSpec:
     initial_size: int | None = None
     batch_size: int | None = None
     predictors: tuple[str, ...] = DEFAULT_PREDICTORS
+    exact_features: bool = False
 
     def __post_init__(self) -> None:
         if not self.objectives:
@@ -181,6 +184,7 @@ class SearchSpec:
             "initial_size": self.initial_size,
             "batch_size": self.batch_size,
             "predictors": list(self.predictors),
+            "exact_features": self.exact_features,
         }
 
     @classmethod
@@ -210,4 +214,5 @@ class SearchSpec:
             initial_size=data.get("initial_size"),
             batch_size=data.get("batch_size"),
             predictors=tuple(data.get("predictors", DEFAULT_PREDICTORS)),
+            exact_features=bool(data.get("exact_features", False)),
         )

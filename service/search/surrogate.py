@@ -4,9 +4,8 @@ Uses `predictors.fit_predictor`: the model is chosen by cross-validated Kendall 
 Selection depends only on the validated networks, so a search resumed from its stored
 evaluations fits the same predictors as one that never stopped.
 
-The exact metrics the caller computes (MACs, params, ...) are not predicted, and they are also
-given to every predictor as extra features: latency follows MACs closely, and accuracy grows with
-capacity (`docs/predictors.md` has the measured effect).
+The exact metrics the caller computes (MACs, params, ...) are not predicted; with
+`SearchSpec.exact_features` they are also given to every predictor as extra features.
 """
 
 from __future__ import annotations
@@ -48,7 +47,10 @@ def fit_metric(
     candidates: Sequence[str],
     features: Callable[[Config], list[float]] | None = None,
 ) -> MetricPredictor:
-    """Fit the project's predictor for one metric (the `predictors` package)."""
+    """Fit the project's predictor for one metric (the `predictors` package).
+
+    Genes are one-hot encoded, as in every search-efficiency measurement, unless `monotone` is
+    a candidate: it needs the thermometer encoding."""
     from predictors.selection import fit_predictor
 
     return fit_predictor(
@@ -58,6 +60,7 @@ def fit_metric(
         random_state=random_state,
         candidates=list(candidates),
         features=features,
+        encoding="thermometer" if "monotone" in candidates else "onehot",
     )
 
 
