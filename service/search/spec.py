@@ -105,8 +105,9 @@ def _arity(n_objectives: int) -> str:
 
 
 # Ridge on the one-hot encoding, without exact features: the setting the search-efficiency
-# benchmark measured best. `monotone` and exact features rank random networks better but led the
-# search to worse fronts (docs/benchmarks.md); GP and the ensemble take seconds per fit.
+# figures were measured with. `monotone` and exact features rank random networks better, but the
+# one LINAS seed measured with them found a worse front (docs/benchmarks.md), so they are opt-in;
+# GP and the ensemble take seconds per fit.
 DEFAULT_PREDICTORS: tuple[str, ...] = ("ridge",)
 
 
