@@ -35,9 +35,10 @@ from predictors import fit_predictor, rank_quality
 from service.evaluation.validation import exact_metrics
 from service.search.encoding import SpaceEncoding
 from service.search.exact import ExactMetrics
-from service.search.surrogate import DEFAULT_CANDIDATES, ExactFeatures, fit_metric
-from service.supernets.builtin import load_mbv3_digits
+from service.search.spec import DEFAULT_PREDICTORS
+from service.search.surrogate import ExactFeatures, fit_metric
 from service.supernets.elastic_mbv3 import ArchSpec
+from service.supernets.registry import builtin_supernet
 from service.supernets.space import Config, SearchSpace
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "mbv3_digits_random.json"
@@ -46,6 +47,8 @@ TRAIN_SIZES = (50, 100, 200)
 MIN_HELD_OUT = 20
 ISSUE_TARGET_TAU = 0.9
 ISSUE_TARGET_FIT_SECONDS = 1.0
+# `engine+`: LINAS with these predictors and `exact_features=True`.
+ENGINE_PLUS_PREDICTORS = ("ridge", "monotone")
 
 
 def load_measurements(path: Path) -> tuple[list[Config], dict[str, np.ndarray]]:
@@ -74,7 +77,7 @@ def load_measurements(path: Path) -> tuple[list[Config], dict[str, np.ndarray]]:
 def exact_cost_features(space: SearchSpace) -> ExactFeatures:
     """The engine's `ExactFeatures`: MACs and params from the built-in supernet, as the worker
     computes them (`service.evaluation.validation.exact_metrics`)."""
-    supernet = load_mbv3_digits()
+    supernet = builtin_supernet()
     exact = ExactMetrics(SpaceEncoding(space), lambda config: exact_metrics(supernet, config))
     return ExactFeatures(exact)
 
@@ -143,7 +146,7 @@ def _ours(
     features: Callable[[Config], list[float]] | None,
 ) -> tuple[Any, float, float]:
     if who.startswith("engine"):
-        candidates = DEFAULT_CANDIDATES if who == "engine" else ("ridge", "monotone")
+        candidates = DEFAULT_PREDICTORS if who == "engine" else ENGINE_PLUS_PREDICTORS
         return _timed(
             lambda: fit_metric(
                 space,

@@ -4,8 +4,8 @@ On the built-in supernet, every network's measured metrics are cached on disk by
 (`benchmarks/data/mbv3_digits_measured.json`, committed so reruns replay); only misses are measured
 with `validate_subnets` (torch accuracy + onnxruntime latency, ~1-2 s each). `--synthetic` swaps in
 a synthetic validation function (clearly labelled; nothing is measured or cached). Every tactic
-gets the supernet's exact MACs and params (`exact_metrics`), as the service's worker passes them;
-LINAS's predictors use them as features.
+gets the supernet's exact MACs and params (`exact_metrics`), as the service's worker passes them
+(LINAS's predictors take them as features only with `SearchSpec.exact_features`).
 
 Hypervolume: pymoo HV, normalised with fixed bounds for every tactic and seed, taken from the
 smallest and largest networks of the space: accuracy (acc_small - 2, min(100, acc_large + 2)),

@@ -81,11 +81,11 @@ class ConfigEncoder:
     @property
     def n_caller_features(self) -> int:
         """How many columns `features(config)` adds (0 without it; known after a transform)."""
-        return self._n_extra if self.features is not None and self._n_extra else 0
+        return self._n_extra or 0
 
     def feature_names(self) -> list[str]:
         """All column names; caller features are known only after the first `transform`."""
-        extra = [f"feature[{i}]" for i in range(self._n_extra or 0)]
+        extra = [f"feature[{i}]" for i in range(self.n_caller_features)]
         return self.base_feature_names() + extra
 
     def to_json(self) -> dict[str, Any]:

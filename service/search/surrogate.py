@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,8 +24,6 @@ from service.supernets.space import Config, SearchSpace
 
 PROBE_ROWS = 240
 CHECK_ROWS = 40
-
-DEFAULT_CANDIDATES = DEFAULT_PREDICTORS
 
 
 class MetricPredictor(Protocol):
@@ -70,7 +69,7 @@ class ExactFeatures:
 
     exact: ExactMetrics
 
-    @property
+    @cached_property
     def names(self) -> list[str]:
         return sorted(self.exact.names)
 
@@ -133,7 +132,7 @@ class MetricModels:
     encoding: SpaceEncoding
     metrics: Sequence[str]
     seed: int
-    candidates: Sequence[str] = DEFAULT_CANDIDATES
+    candidates: Sequence[str] = DEFAULT_PREDICTORS
     exact_features: ExactFeatures | None = None
     fits: dict[str, MetricPredictor] = field(default_factory=dict)
     _feature_map: LinearFeatureMap | None = None
