@@ -48,7 +48,7 @@ def fit_metric(
 ) -> MetricPredictor:
     """Fit the project's predictor for one metric (the `predictors` package).
 
-    Genes are one-hot encoded, as in every search-efficiency measurement, unless `monotone` is
+    Genes are one-hot encoded, as in the search-efficiency table's runs, unless `monotone` is
     a candidate: it needs the thermometer encoding."""
     from predictors.selection import fit_predictor
 
