@@ -7,12 +7,12 @@ WORKDIR /app
 # The CPU build of the pinned torch first, so pip never resolves a CUDA build.
 RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 COPY service ./service
 COPY predictors ./predictors
 COPY latency_tables ./latency_tables
 COPY migrations ./migrations
-RUN touch README.md && pip install .
+RUN touch README.md && pip install -c constraints.txt .
 
 RUN useradd --create-home hwnas && mkdir -p /data && chown hwnas /data
 USER hwnas
