@@ -31,6 +31,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import threadpool_limits
 
+from benchmarks.environment import library_versions
 from predictors import fit_predictor, rank_quality
 from service.evaluation.validation import exact_metrics
 from service.search.encoding import SpaceEncoding
@@ -236,6 +237,7 @@ def run(data: Path, repeats: int, sizes: Sequence[int]) -> dict[str, Any]:
         "n_networks": len(configs),
         "n_held_out": len(configs) - max_train,
         "repeats": repeats,
+        "environment": library_versions(),
         "results": {},
     }
     features = exact_cost_features(space)

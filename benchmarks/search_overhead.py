@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.environment import library_versions
 from service.evaluation.validation import exact_metrics
 from service.search import SearchSpec, parse_objective, run_search
 from service.search.synthetic import SyntheticValidator
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seeds": args.seeds,
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
+        "environment": library_versions(),
         "tactics": results,
         "linas_vs_nsga2_median": linas["median_s"] / results["evolutionary"]["median_s"],
         "issue_target_s": ISSUE_TARGET_SECONDS,

@@ -67,3 +67,4 @@ def test_report_has_every_target_size_and_contender(tmp_path, capsys):
             assert -1.0 <= scores["kendall_tau"] <= 1.0
             assert scores["fit_seconds"] > 0
     assert report["n_held_out"] == 30
+    assert report["environment"]["scikit-learn"] not in ("", "missing")
