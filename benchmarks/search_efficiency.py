@@ -27,7 +27,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.environment import library_versions
 from service.search import SearchEngine, SearchSpec, parse_objective, run_search
+from service.search.spec import DEFAULT_PREDICTORS
 from service.search.synthetic import SyntheticValidator
 from service.supernets.elastic_mbv3 import ArchSpec
 from service.supernets.space import Config, SearchSpace
@@ -158,6 +160,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 tactic=tactic,
                 seed=seed,
                 hv_bounds=bounds,
+                predictors=tuple(args.predictors),
+                exact_features=args.exact_features,
             )
             engine = run_search(space, spec, validate, exact_metrics=exact)
             engines[tactic].append(engine)
@@ -178,6 +182,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "median_hv": {t: {str(n): v for n, v in hv.items()} for t, hv in median_hv.items()},
         "hv_per_seed": {t: curves[t] for t in args.tactics},
         "wall_seconds": seconds,
+        "predictors": list(args.predictors),
+        "exact_features": bool(args.exact_features),
+        "environment": library_versions(),
     }
     if "linas" in args.tactics and "evolutionary" in args.tactics:
         budget = min(TARGET_BUDGET, args.max_budget)
@@ -243,6 +250,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--step", type=int, default=50)
     parser.add_argument("--tactics", type=lambda s: s.split(","), default=list(TACTICS))
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument(
+        "--predictors",
+        type=lambda s: s.split(","),
+        default=list(DEFAULT_PREDICTORS),
+        help="LINAS's candidate predictors, comma-separated (default: the engine's)",
+    )
+    parser.add_argument(
+        "--exact-features",
+        action="store_true",
+        help="give LINAS's predictors the exact MACs and params as features",
+    )
     args = parser.parse_args(argv)
     unknown = [t for t in args.tactics if t not in TACTICS]
     if unknown:

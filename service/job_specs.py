@@ -94,6 +94,8 @@ def check_job_request(session: Session, request: JobIn) -> CheckedJob:
             population_size=request.population_size,
             initial_size=request.initial_size,
             batch_size=request.batch_size,
+            predictors=tuple(request.predictors),
+            exact_features=request.exact_features,
             hv_bounds=hypervolume_bounds(supernet, objectives, request.hv_bounds),
         )
     except ValueError as exc:

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from predictors.candidates import CANDIDATES
+from service.search.spec import DEFAULT_PREDICTORS
+
 MAX_BUDGET = 10_000
 
 
@@ -84,6 +87,16 @@ class JobIn(BaseModel):
     population_size: int | None = None
     initial_size: int | None = None
     batch_size: int | None = None
+    predictors: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PREDICTORS),
+        description="LINAS only: the candidate predictor models, chosen among by cross-validated "
+        f"Kendall tau at every fit; any of {sorted(CANDIDATES)}",
+        examples=[["ridge", "monotone"]],
+    )
+    exact_features: bool = Field(
+        default=False,
+        description="LINAS only: give the predictors the exact MACs and params as features",
+    )
     latency_sources: dict[str, Literal["measured", "lut"]] = Field(
         default_factory=dict,
         description="Per latency device: 'measured' (host or agent) or 'lut' (its latency "

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.search import Evaluation, FrontResult, SearchEngine, SearchSpec, run_search
-from service.search.spec import TACTICS, parse_constraint, parse_objective
+from service.search.spec import DEFAULT_PREDICTORS, TACTICS, parse_constraint, parse_objective
 from service.supernets.space import SearchSpace
 
 LOCAL_METRICS = ("accuracy", "macs", "params")
@@ -40,6 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tactic", choices=TACTICS, default="linas")
     parser.add_argument("--algorithm", default=None, help="ga, nsga2, agemoea or unsga3")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--predictor",
+        action="append",
+        default=None,
+        help="LINAS candidate predictor, repeatable, e.g. --predictor ridge --predictor monotone "
+        f"(default: {', '.join(DEFAULT_PREDICTORS)})",
+    )
+    parser.add_argument(
+        "--exact-features",
+        action="store_true",
+        help="give LINAS's predictors the exact MACs and params as features",
+    )
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for latency")
     parser.add_argument("--batch-size", type=int, default=32, help="latency batch size")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -55,6 +67,8 @@ def build_spec(args: argparse.Namespace) -> SearchSpec:
         tactic=args.tactic,
         seed=args.seed,
         algorithm=args.algorithm,
+        predictors=tuple(args.predictor or DEFAULT_PREDICTORS),
+        exact_features=args.exact_features,
     )
     for metric in spec.metrics:
         name, _, device = metric.partition("@")

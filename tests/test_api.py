@@ -11,6 +11,7 @@ from service_processes import FAST_HOST, Server, hwnas, service_env
 from sqlalchemy import func, select
 
 from service.db import Base, make_engine, upgrade_database
+from service.search.spec import DEFAULT_PREDICTORS
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"
 
@@ -106,6 +107,25 @@ def test_hypervolume_bounds_default_to_exact_ranges_and_can_be_given(api: Server
 
 
 GOOD_JOB: dict[str, Any] = {"supernet": "digits", "objectives": ["accuracy:max"], "budget": 5}
+
+
+def test_job_takes_linas_predictors_and_exact_features(api: Server) -> None:
+    default = api.client.post("/v1/jobs", json={**GOOD_JOB, "budget": 10})
+    chosen = api.client.post(
+        "/v1/jobs",
+        json={**GOOD_JOB, "budget": 10, "predictors": ["monotone", "gp"], "exact_features": True},
+    )
+    assert default.status_code == chosen.status_code == 202, chosen.text
+    default_spec = api.client.get(default.headers["Location"]).json()["spec"]
+    chosen_spec = api.client.get(chosen.headers["Location"]).json()["spec"]
+    assert default_spec["predictors"] == list(DEFAULT_PREDICTORS)
+    assert default_spec["exact_features"] is False
+    assert chosen_spec["predictors"] == ["monotone", "gp"]
+    assert chosen_spec["exact_features"] is True
+    for response in (default, chosen):
+        api.client.post(f"{response.headers['Location']}/cancel")
+
+
 BAD_REQUESTS = [
     (
         "unknown supernet",
@@ -335,6 +355,24 @@ BAD_REQUESTS = [
         422,
         "invalid_spec",
         "low < high",
+    ),
+    (
+        "unknown predictor",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "predictors": ["ridge", "xgboost"]},
+        422,
+        "invalid_spec",
+        "unknown candidate(s) ['xgboost']; choose from",
+    ),
+    (
+        "no predictor",
+        "POST",
+        "/v1/jobs",
+        {**GOOD_JOB, "predictors": []},
+        422,
+        "invalid_spec",
+        "at least one candidate",
     ),
     ("unknown job", "GET", "/v1/jobs/999999", None, 404, "not_found", "GET /v1/jobs"),
     ("unknown job pareto", "GET", "/v1/jobs/999999/pareto", None, 404, "not_found", "999999"),

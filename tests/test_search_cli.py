@@ -71,12 +71,26 @@ def test_search_prints_a_table_and_says_when_nothing_is_feasible(
                 assert f"s{stage}.b2." not in line and f"s{stage}.b3." not in line
 
 
+def test_search_takes_the_predictors_and_exact_features(
+    stand_in: StandInSupernet, capsys: Any
+) -> None:
+    extra = ["--predictor", "ridge", "--predictor", "monotone", "--exact-features", "--json"]
+    assert main([*ARGS[:-4], "--tactic", "linas", "--seed", "0", *extra]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["spec"]["predictors"] == ["ridge", "monotone"]
+    assert report["spec"]["exact_features"] is True
+    fitted = [r["predictor_scores"] for r in report["iterations"] if r["predictor_scores"]]
+    assert fitted, "LINAS never fitted its predictors"
+    assert {s["model"] for scores in fitted for s in scores.values()} <= {"ridge", "monotone"}
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--objective", "latency@phone:min"], "latency on this host only"),
         (["--objective", "energy:min"], "unknown metric 'energy'"),
         (["--constraint", "macs<5"], "must look like"),
+        (["--predictor", "xgboost"], "unknown candidate(s) ['xgboost']"),
     ],
 )
 def test_search_rejects_what_it_cannot_measure(extra: list[str], message: str, capsys: Any) -> None:
