@@ -150,10 +150,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     checkpoints = list(range(args.step, args.max_budget + 1, args.step))
     curves: dict[str, list[list[float]]] = {t: [] for t in args.tactics}
     engines: dict[str, list[SearchEngine]] = {t: [] for t in args.tactics}
-    seconds: dict[str, float] = {}
-    for tactic in args.tactics:
-        started = time.perf_counter()
-        for seed in range(args.seeds):
+    seconds: dict[str, float] = dict.fromkeys(args.tactics, 0.0)
+    # Seed-major, so that a run stopped part-way has every tactic for its first seeds.
+    for seed in range(args.seeds):
+        for tactic in args.tactics:
+            started = time.perf_counter()
             spec = SearchSpec(
                 [parse_objective("accuracy:max"), parse_objective("latency@host:min")],
                 budget=args.max_budget,
@@ -166,8 +167,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             engine = run_search(space, spec, validate, exact_metrics=exact)
             engines[tactic].append(engine)
             curves[tactic].append([engine.hypervolume_after(n) for n in checkpoints])
+            seconds[tactic] += time.perf_counter() - started
             print(f"{tactic} seed {seed}: hv {curves[tactic][-1][-1]:.4f}", file=sys.stderr)
-        seconds[tactic] = time.perf_counter() - started
     median_hv = {
         t: {n: statistics.median(c[i] for c in curves[t]) for i, n in enumerate(checkpoints)}
         for t in args.tactics
