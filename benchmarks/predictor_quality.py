@@ -6,8 +6,9 @@ fit time; repeated over a few seeds. Our contenders:
 - `ours`: `fit_predictor`'s default selection on the gene encoding alone;
 - `ours+cost`: the same given each network's exact MACs and params (the `features` hook);
 - `engine`: exactly what LINAS fits by default (`service.search.surrogate.fit_metric` with the
-  engine's default candidates, no exact features) — the selection the search uses;
-- `engine+`: LINAS with `predictors=("ridge", "monotone")` and `exact_features=True`.
+  engine's default candidates and, as `SearchSpec` defaults to, the exact MACs and params as
+  features) — the selection the search uses;
+- `ridge-onehot`: LINAS's default until 2026-11-30, ridge on one-hot genes alone (reference).
 Prints a table, then JSON.
 
     .venv/bin/python -m benchmarks.predictor_quality [--data PATH] [--repeats 5]
@@ -36,7 +37,7 @@ from predictors import fit_predictor, rank_quality
 from service.evaluation.validation import exact_metrics
 from service.search.encoding import SpaceEncoding
 from service.search.exact import ExactMetrics
-from service.search.spec import DEFAULT_PREDICTORS
+from service.search.spec import DEFAULT_PREDICTORS, SearchSpec, parse_objective
 from service.search.surrogate import ExactFeatures, fit_metric
 from service.supernets.elastic_mbv3 import ArchSpec
 from service.supernets.registry import builtin_supernet
@@ -48,8 +49,8 @@ TRAIN_SIZES = (50, 100, 200)
 MIN_HELD_OUT = 20
 ISSUE_TARGET_TAU = 0.9
 ISSUE_TARGET_FIT_SECONDS = 1.0
-# `engine+`: LINAS with these predictors and `exact_features=True`.
-ENGINE_PLUS_PREDICTORS = ("ridge", "monotone")
+# `ridge-onehot`: the engine's default until 2026-11-30 (no exact features).
+RIDGE_ONEHOT_PREDICTORS = ("ridge",)
 
 
 def load_measurements(path: Path) -> tuple[list[Config], dict[str, np.ndarray]]:
@@ -146,8 +147,8 @@ def _ours(
     seed: int,
     features: Callable[[Config], list[float]] | None,
 ) -> tuple[Any, float, float]:
-    if who.startswith("engine"):
-        candidates = DEFAULT_PREDICTORS if who == "engine" else ENGINE_PLUS_PREDICTORS
+    if who in ("engine", "ridge-onehot"):
+        candidates = DEFAULT_PREDICTORS if who == "engine" else RIDGE_ONEHOT_PREDICTORS
         return _timed(
             lambda: fit_metric(
                 space,
@@ -179,7 +180,14 @@ def run_once(
     test_cfgs = [configs[i] for i in held_out]
     results: dict[str, dict[str, Any]] = {}
     by_config = cost_features.of_config
-    variants = {"ours": None, "ours+cost": by_config, "engine": None, "engine+": by_config}
+    engine_spec = SearchSpec([parse_objective("accuracy:max")])  # the engine's defaults
+    engine_features = by_config if engine_spec.exact_features else None
+    variants = {
+        "ours": None,
+        "ours+cost": by_config,
+        "engine": engine_features,
+        "ridge-onehot": None,
+    }
     for who, features in variants.items():
         fit, wall, cpu = _ours(who, space, train_cfgs, y[train], seed, features)
         results[who] = {
@@ -276,7 +284,7 @@ def issue_targets(results: dict[str, Any]) -> dict[str, Any]:
 
 def table(report: dict[str, Any]) -> str:
     header = (
-        f"{'target@n_train':20s} {'who':9s} {'model (runs)':30s} {'tau':>12s} "
+        f"{'target@n_train':20s} {'who':12s} {'model (runs)':30s} {'tau':>12s} "
         f"{'MAPE %':>7s} {'fit s':>6s} {'cpu s':>6s}"
     )
     lines = [header, "-" * len(header)]
@@ -284,7 +292,7 @@ def table(report: dict[str, Any]) -> str:
         for who, s in row.items():
             models = ", ".join(f"{m}×{c}" for m, c in s["models"].items())
             lines.append(
-                f"{key:20s} {who:9s} {models:30s} "
+                f"{key:20s} {who:12s} {models:30s} "
                 f"{s['kendall_tau']:6.3f}±{s['kendall_tau_std']:.3f} {100 * s['mape']:7.2f} "
                 f"{s['fit_seconds']:6.2f} {s['fit_cpu_seconds']:6.2f}"
             )

@@ -2,16 +2,18 @@
 
 On the built-in supernet, every network's measured metrics are cached on disk by canonical hash
 (`benchmarks/data/mbv3_digits_measured.json`, committed so reruns replay); only misses are measured
-with `validate_subnets` (torch accuracy + onnxruntime latency, ~1-2 s each). `--synthetic` swaps in
+with `validate_subnets` (torch accuracy + onnxruntime latency, ~2-3 s each). `--synthetic` swaps in
 a synthetic validation function (clearly labelled; nothing is measured or cached). Every tactic
 gets the supernet's exact MACs and params (`exact_metrics`), as the service's worker passes them
-(LINAS's predictors take them as features only with `SearchSpec.exact_features`).
+(LINAS's predictors take them as features unless `--no-exact-features`).
 
 Hypervolume: pymoo HV, normalised with fixed bounds for every tactic and seed, taken from the
 smallest and largest networks of the space: accuracy (acc_small - 2, min(100, acc_large + 2)),
 latency (0.8 * lat_small, 1.2 * lat_large); reference point = the nadir corner.
 
-    .venv/bin/python -m benchmarks.search_efficiency [--synthetic] [--seeds 5] [--max-budget 300]
+    .venv/bin/python -m benchmarks.search_efficiency [--synthetic] [--seeds 5]
+        [--max-budget 300] [--tactics linas,evolutionary,random] [--predictors ridge,monotone]
+        [--no-exact-features]
 """
 
 from __future__ import annotations
@@ -259,8 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--exact-features",
-        action="store_true",
-        help="give LINAS's predictors the exact MACs and params as features",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give LINAS's predictors the exact MACs and params as features (default: yes)",
     )
     args = parser.parse_args(argv)
     unknown = [t for t in args.tactics if t not in TACTICS]

@@ -94,7 +94,7 @@ class JobIn(BaseModel):
         examples=[["ridge", "monotone"]],
     )
     exact_features: bool = Field(
-        default=False,
+        default=True,
         description="LINAS only: give the predictors the exact MACs and params as features",
     )
     latency_sources: dict[str, Literal["measured", "lut"]] = Field(

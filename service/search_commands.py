@@ -49,8 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--exact-features",
-        action="store_true",
-        help="give LINAS's predictors the exact MACs and params as features",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give LINAS's predictors the exact MACs and params as features (default: yes)",
     )
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for latency")
     parser.add_argument("--batch-size", type=int, default=32, help="latency batch size")

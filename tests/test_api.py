@@ -113,15 +113,15 @@ def test_job_takes_linas_predictors_and_exact_features(api: Server) -> None:
     default = api.client.post("/v1/jobs", json={**GOOD_JOB, "budget": 10})
     chosen = api.client.post(
         "/v1/jobs",
-        json={**GOOD_JOB, "budget": 10, "predictors": ["monotone", "gp"], "exact_features": True},
+        json={**GOOD_JOB, "budget": 10, "predictors": ["ridge", "gp"], "exact_features": False},
     )
     assert default.status_code == chosen.status_code == 202, chosen.text
     default_spec = api.client.get(default.headers["Location"]).json()["spec"]
     chosen_spec = api.client.get(chosen.headers["Location"]).json()["spec"]
     assert default_spec["predictors"] == list(DEFAULT_PREDICTORS)
-    assert default_spec["exact_features"] is False
-    assert chosen_spec["predictors"] == ["monotone", "gp"]
-    assert chosen_spec["exact_features"] is True
+    assert default_spec["exact_features"] is True
+    assert chosen_spec["predictors"] == ["ridge", "gp"]
+    assert chosen_spec["exact_features"] is False
     for response in (default, chosen):
         api.client.post(f"{response.headers['Location']}/cancel")
 

@@ -62,7 +62,7 @@ def test_report_has_every_target_size_and_contender(tmp_path, capsys):
     report = json.loads(out[out.index("{") :])
     assert set(report["results"]) == {"accuracy@10", "latency@host@10"}
     for row in report["results"].values():
-        assert set(row) == {"ours", "ours+cost", "engine", "engine+", "dynast"}
+        assert set(row) == {"ours", "ours+cost", "engine", "ridge-onehot", "dynast"}
         for scores in row.values():
             assert -1.0 <= scores["kendall_tau"] <= 1.0
             assert scores["fit_seconds"] > 0

@@ -74,14 +74,14 @@ def test_search_prints_a_table_and_says_when_nothing_is_feasible(
 def test_search_takes_the_predictors_and_exact_features(
     stand_in: StandInSupernet, capsys: Any
 ) -> None:
-    extra = ["--predictor", "ridge", "--predictor", "monotone", "--exact-features", "--json"]
+    extra = ["--predictor", "ridge", "--predictor", "gp", "--no-exact-features", "--json"]
     assert main([*ARGS[:-4], "--tactic", "linas", "--seed", "0", *extra]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["spec"]["predictors"] == ["ridge", "monotone"]
-    assert report["spec"]["exact_features"] is True
+    assert report["spec"]["predictors"] == ["ridge", "gp"]
+    assert report["spec"]["exact_features"] is False
     fitted = [r["predictor_scores"] for r in report["iterations"] if r["predictor_scores"]]
     assert fitted, "LINAS never fitted its predictors"
-    assert {s["model"] for scores in fitted for s in scores.values()} <= {"ridge", "monotone"}
+    assert {s["model"] for scores in fitted for s in scores.values()} <= {"ridge", "gp"}
 
 
 @pytest.mark.parametrize(
