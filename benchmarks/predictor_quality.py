@@ -37,7 +37,7 @@ from predictors import fit_predictor, rank_quality
 from service.evaluation.validation import exact_metrics
 from service.search.encoding import SpaceEncoding
 from service.search.exact import ExactMetrics
-from service.search.spec import DEFAULT_PREDICTORS, SearchSpec, parse_objective
+from service.search.spec import DEFAULT_EXACT_FEATURES, DEFAULT_PREDICTORS
 from service.search.surrogate import ExactFeatures, fit_metric
 from service.supernets.elastic_mbv3 import ArchSpec
 from service.supernets.registry import builtin_supernet
@@ -180,8 +180,7 @@ def run_once(
     test_cfgs = [configs[i] for i in held_out]
     results: dict[str, dict[str, Any]] = {}
     by_config = cost_features.of_config
-    engine_spec = SearchSpec([parse_objective("accuracy:max")])  # the engine's defaults
-    engine_features = by_config if engine_spec.exact_features else None
+    engine_features = by_config if DEFAULT_EXACT_FEATURES else None
     variants = {
         "ours": None,
         "ours+cost": by_config,

@@ -31,7 +31,7 @@ from typing import Any
 
 from benchmarks.environment import library_versions
 from service.search import SearchEngine, SearchSpec, parse_objective, run_search
-from service.search.spec import DEFAULT_PREDICTORS
+from service.search.spec import DEFAULT_EXACT_FEATURES, DEFAULT_PREDICTORS
 from service.search.synthetic import SyntheticValidator
 from service.supernets.elastic_mbv3 import ArchSpec
 from service.supernets.space import Config, SearchSpace
@@ -262,8 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--exact-features",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="give LINAS's predictors the exact MACs and params as features (default: yes)",
+        default=DEFAULT_EXACT_FEATURES,
+        help="give LINAS's predictors the exact MACs and params as features (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     unknown = [t for t in args.tactics if t not in TACTICS]

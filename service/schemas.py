@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from predictors.candidates import CANDIDATES
-from service.search.spec import DEFAULT_PREDICTORS
+from service.search.spec import DEFAULT_EXACT_FEATURES, DEFAULT_PREDICTORS
 
 MAX_BUDGET = 10_000
 
@@ -94,7 +94,7 @@ class JobIn(BaseModel):
         examples=[["ridge", "monotone"]],
     )
     exact_features: bool = Field(
-        default=True,
+        default=DEFAULT_EXACT_FEATURES,
         description="LINAS only: give the predictors the exact MACs and params as features",
     )
     latency_sources: dict[str, Literal["measured", "lut"]] = Field(

@@ -9,7 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.search import Evaluation, FrontResult, SearchEngine, SearchSpec, run_search
-from service.search.spec import DEFAULT_PREDICTORS, TACTICS, parse_constraint, parse_objective
+from service.search.spec import (
+    DEFAULT_EXACT_FEATURES,
+    DEFAULT_PREDICTORS,
+    TACTICS,
+    parse_constraint,
+    parse_objective,
+)
 from service.supernets.space import SearchSpace
 
 LOCAL_METRICS = ("accuracy", "macs", "params")
@@ -50,8 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--exact-features",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="give LINAS's predictors the exact MACs and params as features (default: yes)",
+        default=DEFAULT_EXACT_FEATURES,
+        help="give LINAS's predictors the exact MACs and params as features (default: %(default)s)",
     )
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for latency")
     parser.add_argument("--batch-size", type=int, default=32, help="latency batch size")

@@ -110,6 +110,7 @@ def _arity(n_objectives: int) -> str:
 # (docs/predictors.md), and on the real measurements LINAS needed fewer validations with them in
 # 4 of 5 seeds (docs/benchmarks.md). GP and the ensemble take seconds per fit.
 DEFAULT_PREDICTORS: tuple[str, ...] = ("ridge", "monotone")
+DEFAULT_EXACT_FEATURES = True
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class SearchSpec:
     initial_size: int | None = None
     batch_size: int | None = None
     predictors: tuple[str, ...] = DEFAULT_PREDICTORS
-    exact_features: bool = True
+    exact_features: bool = DEFAULT_EXACT_FEATURES
 
     def __post_init__(self) -> None:
         if not self.objectives:
@@ -216,5 +217,5 @@ class SearchSpec:
             initial_size=data.get("initial_size"),
             batch_size=data.get("batch_size"),
             predictors=tuple(data.get("predictors", DEFAULT_PREDICTORS)),
-            exact_features=bool(data.get("exact_features", True)),
+            exact_features=bool(data.get("exact_features", DEFAULT_EXACT_FEATURES)),
         )
