@@ -49,8 +49,12 @@ TRAIN_SIZES = (50, 100, 200)
 MIN_HELD_OUT = 20
 ISSUE_TARGET_TAU = 0.9
 ISSUE_TARGET_FIT_SECONDS = 1.0
-# `ridge-onehot`: the engine's default until 2026-11-30 (no exact features).
-RIDGE_ONEHOT_PREDICTORS = ("ridge",)
+# The contenders fitted as LINAS fits them (`fit_metric`), by their candidate models;
+# `ridge-onehot` is the engine's default until 2026-11-30 (no exact features).
+ENGINE_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "engine": DEFAULT_PREDICTORS,
+    "ridge-onehot": ("ridge",),
+}
 
 
 def load_measurements(path: Path) -> tuple[list[Config], dict[str, np.ndarray]]:
@@ -147,8 +151,8 @@ def _ours(
     seed: int,
     features: Callable[[Config], list[float]] | None,
 ) -> tuple[Any, float, float]:
-    if who in ("engine", "ridge-onehot"):
-        candidates = DEFAULT_PREDICTORS if who == "engine" else RIDGE_ONEHOT_PREDICTORS
+    if who in ENGINE_CANDIDATES:
+        candidates = ENGINE_CANDIDATES[who]
         return _timed(
             lambda: fit_metric(
                 space,
