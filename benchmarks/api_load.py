@@ -31,8 +31,8 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from service_processes import Server, service_env
 
-from service.db import make_engine, upgrade_database
-from service.models import Candidate, Device, Job, MetricValue, Supernet
+from service.db.engine import make_engine, upgrade_database
+from service.db.models import Candidate, Device, Job, MetricValue, Supernet
 from service.supernets.elastic_mbv3 import ArchSpec
 
 FRONT_SIZE = 25

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.evaluation.latency import DeviceProfile
+from service.evaluation.profile import DeviceProfile
 from service.evaluation.validation import validate_subnets
 from service.supernets.registry import builtin_supernet
 

@@ -18,7 +18,8 @@ from itertools import groupby
 
 import numpy as np
 
-from service.evaluation.latency import export_onnx, inference_session
+from service.evaluation.latency import inference_session
+from service.evaluation.onnx_export import export_onnx
 from service.supernets.builtin import MobileNetV3DigitsSupernet
 from service.supernets.elastic_mbv3 import ElasticMobileNetV3
 

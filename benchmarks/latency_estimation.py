@@ -29,13 +29,9 @@ from latency_tables import CalibratedLatencyEstimator, LatencyTable, estimate_la
 from latency_tables.builder import cpu_model, op_models, tables_from_stats
 from latency_tables.calibration import score_estimates
 from latency_tables.shipped import calibration_path, lut_path
-from service.evaluation.latency import (
-    CLOCKS,
-    DeviceProfile,
-    OnnxModel,
-    export_onnx,
-    measure_interleaved,
-)
+from service.evaluation.latency import CLOCKS, OnnxModel, measure_interleaved
+from service.evaluation.onnx_export import export_onnx
+from service.evaluation.profile import DeviceProfile
 from service.supernets.builtin import MobileNetV3DigitsSupernet
 from service.supernets.elastic_mbv3 import ElasticMobileNetV3
 

@@ -102,7 +102,7 @@ def exact_metrics_fn() -> Callable[[Config], dict[str, float]]:
 
 
 def real_validator(cache_path: Path) -> tuple[SearchSpace, MeasuredCache]:
-    from service.evaluation.latency import DeviceProfile
+    from service.evaluation.profile import DeviceProfile
     from service.evaluation.validation import validate_subnets
     from service.supernets.registry import builtin_supernet
 

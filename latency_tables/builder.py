@@ -19,15 +19,9 @@ from latency_tables.schema import (
     MeasurementInfo,
     now_utc,
 )
-from service.evaluation.latency import (
-    CLOCKS,
-    Clock,
-    DeviceProfile,
-    LatencyStats,
-    OnnxModel,
-    export_onnx,
-    measure_interleaved,
-)
+from service.evaluation.latency import CLOCKS, Clock, OnnxModel, measure_interleaved
+from service.evaluation.onnx_export import export_onnx
+from service.evaluation.profile import DeviceProfile, LatencyStats
 
 BUILD_METHOD = (
     "onnxruntime CPU, one ONNX session per op (the supernet's op_module), batch of the profile, "

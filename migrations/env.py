@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import service.models  # noqa: F401  (registers the tables on Base.metadata)
-from service.db import Base, make_engine
+import service.db.models  # noqa: F401  (registers the tables on Base.metadata)
+from service.db.engine import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api import agents, devices, health, jobs, latency_tables, supernets
 from service.config import Settings
-from service.db import check_schema_current, make_engine, make_session_factory
+from service.db.engine import check_schema_current, make_engine, make_session_factory
 from service.errors import DomainError
 
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = threading.Event()
         worker_thread = None
         if settings.embedded_worker:
-            from service.worker import start_worker_thread
+            from service.worker.runner import start_worker_thread
 
             worker_thread = start_worker_thread(app.state.session_factory, settings, stop)
         try:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from service.db import upgrade_database
+from service.db.engine import upgrade_database
 
 POSTGRES_URL = os.environ.get(
     "HWNAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -15,10 +15,10 @@ from service_processes import Server, hwnas, service_env, wait_for
 from sqlalchemy import func, select, update
 
 from latency_tables.shipped import lut_path
-from service.agent import DeviceAgent
-from service.db import make_engine, make_session_factory, transaction
-from service.measurement_tasks import enqueue
-from service.models import LatencyMeasurement, MeasurementTask
+from service.agent.device_agent import DeviceAgent
+from service.db.engine import make_engine, make_session_factory, transaction
+from service.db.models import LatencyMeasurement, MeasurementTask
+from service.latency.tasks import enqueue
 from service.supernets.elastic_mbv3 import ArchSpec
 
 TOKEN = "test-agent-token-0123456789"

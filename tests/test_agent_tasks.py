@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import measurement_tasks as tasks
-from service.db import make_engine, make_session_factory, transaction
-from service.models import Device, MeasurementTask, Supernet
+from service.db.engine import make_engine, make_session_factory, transaction
+from service.db.models import Device, MeasurementTask, Supernet
+from service.latency import tasks
 
 GOOD_STATS = {
     "median_ms": 1.5,

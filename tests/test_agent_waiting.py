@@ -11,17 +11,17 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import measurement_tasks as tasks
-from service.db import make_engine, make_session_factory, transaction
+from service.db.engine import make_engine, make_session_factory, transaction
+from service.db.models import Device, MeasurementTask, Supernet
 from service.errors import LostLeaseError
-from service.job_latency import (
+from service.latency import tasks
+from service.worker.latency import (
     AgentDevice,
     AgentMeasurementError,
     JobInterrupted,
     JobLatencyPlan,
     measure_on_agents,
 )
-from service.models import Device, MeasurementTask, Supernet
 
 STATS = {"median_ms": 3.0, "p90_ms": 3.5, "mean_ms": 3.1, "std_ms": 0.2, "cv": 0.06, "runs": 20}
 CONFIGS = {"hash-a": {"x": 1}, "hash-b": {"x": 2}}

@@ -10,7 +10,7 @@ import pytest
 from service_processes import FAST_HOST, Server, hwnas, service_env
 from sqlalchemy import func, select
 
-from service.db import Base, make_engine, upgrade_database
+from service.db.engine import Base, make_engine, upgrade_database
 from service.search.spec import DEFAULT_PREDICTORS
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"

@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from service.db import (
+from service.db.engine import (
     Base,
     SchemaOutOfDateError,
     check_schema_current,

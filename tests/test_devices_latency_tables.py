@@ -14,9 +14,9 @@ from service_processes import Server, service_env, wait_for
 from sqlalchemy import func, select
 
 from latency_tables import CalibratedLatencyEstimator, read_ofa_yaml
-from service.catalog import loaded_supernet
-from service.db import make_engine
-from service.models import DeviceLatencyTable, EvaluationCacheEntry, LatencyTableEntry
+from service.catalog.supernets import loaded_supernet
+from service.db.engine import make_engine
+from service.db.models import DeviceLatencyTable, EvaluationCacheEntry, LatencyTableEntry
 from service.supernets.protocol import Supernet
 
 MAX_BYTES = 64 * 1024

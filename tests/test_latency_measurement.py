@@ -8,14 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from service.evaluation.latency import (
-    DeviceProfile,
-    LatencyStats,
-    OnnxModel,
-    export_onnx,
-    measure_interleaved,
-    measure_onnx_latency,
-)
+from service.evaluation.latency import OnnxModel, measure_interleaved, measure_onnx_latency
+from service.evaluation.onnx_export import export_onnx
+from service.evaluation.profile import DeviceProfile, LatencyStats
 
 QUICK = DeviceProfile(
     name="ci", threads=1, batch_size=2, warmup_runs=1, warmup_seconds=0.0, timed_runs=4

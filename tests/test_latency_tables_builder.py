@@ -12,8 +12,8 @@ from torch import nn
 
 from latency_tables import LatencyTableError, estimate_latency, read_table_json
 from latency_tables.builder import build_lut, build_luts
-from service import lut_commands
-from service.evaluation.latency import DeviceProfile
+from service.cli import lut as lut_commands
+from service.evaluation.profile import DeviceProfile
 from service.supernets.builtin import MobileNetV3DigitsSupernet
 from service.supernets.elastic_mbv3 import ElasticMobileNetV3
 

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.search import (
-    Constraint,
-    Objective,
-    SearchSpec,
-    parse_constraint,
-    parse_objective,
-)
+from service.search import Constraint, Objective, SearchSpec, parse_constraint, parse_objective
 
 
 def test_parse_objective_reads_metric_device_and_direction() -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from service.evaluation.latency import export_onnx
+from service.evaluation.onnx_export import export_onnx
 from service.supernets.builtin import MobileNetV3DigitsSupernet, parse_op_key
 from service.supernets.elastic_mbv3 import ElasticMobileNetV3
 from service.supernets.protocol import Supernet

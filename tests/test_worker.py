@@ -15,14 +15,15 @@ from service_processes import hwnas, service_env, wait_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import catalog, jobs
+from service.api.schemas.jobs import JobIn
+from service.catalog import supernets as supernet_catalog
 from service.config import Settings
-from service.db import make_engine, make_session_factory, transaction
-from service.job_specs import check_job_request
-from service.models import Candidate, EvaluationCacheEntry, Job, JobIteration
-from service.schemas import JobIn
+from service.db.engine import make_engine, make_session_factory, transaction
+from service.db.models import Candidate, EvaluationCacheEntry, Job, JobIteration
+from service.jobs import queue
+from service.jobs.specs import check_job_request
 from service.search.records import WARM_START
-from service.worker import run_worker
+from service.worker.runner import run_worker
 
 FAST_BEATS = {"heartbeat_interval_s": "0.5", "heartbeat_grace_s": "4", "poll_interval_s": "0.3"}
 
@@ -30,21 +31,21 @@ FAST_BEATS = {"heartbeat_interval_s": "0.5", "heartbeat_grace_s": "4", "poll_int
 def _setup(url: str, checkpoint: str) -> sessionmaker[Session]:
     factory = make_session_factory(make_engine(url))
     with transaction(factory) as session:
-        catalog.register_supernet(session, "digits", "mbv3-digits", checkpoint)
+        supernet_catalog.register_supernet(session, "digits", "mbv3-digits", checkpoint)
     return factory
 
 
 def _submit(factory: sessionmaker[Session], **fields: Any) -> int:
     with transaction(factory) as session:
         checked = check_job_request(session, JobIn(supernet="digits", **fields))
-        return jobs.create_job(
+        return queue.create_job(
             session, checked.supernet.id, checked.spec.to_json(), checked.spec.budget
         ).id
 
 
 def _job(factory: sessionmaker[Session], job_id: int) -> Job:
     with transaction(factory) as session:
-        return jobs.get_job(session, job_id)
+        return queue.get_job(session, job_id)
 
 
 def _candidates(factory: sessionmaker[Session], job_id: int) -> list[tuple[int, str, str]]:

@@ -7,17 +7,18 @@ the agent endpoints are closed (401).
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from service import catalog, device_latency, measurement_tasks
 from service.api.deps import SessionDep
-from service.device_schemas import ClaimIn, ClaimOut, FailureIn, ResultIn, ResultOut, TaskOut
+from service.api.schemas.latency import ClaimIn, ClaimOut, FailureIn, ResultIn, ResultOut, TaskOut
+from service.catalog import devices as device_catalog
+from service.catalog import supernets as supernet_catalog
+from service.catalog.artifacts import subnet_onnx_file
+from service.db.models import MeasurementTask
 from service.errors import ConflictError, DomainError
-from service.evaluation.validation import subnet_onnx
-from service.models import MeasurementTask
+from service.latency import tasks
 
 router = APIRouter(prefix="/v1", tags=["agents"])
 
@@ -63,13 +64,13 @@ def claim_tasks(
     device_id: int, body: ClaimIn, session: SessionDep, request: Request, _auth: AgentAuth
 ) -> ClaimOut:
     """Lease up to `limit` tasks of this agent device; an empty list when none is waiting."""
-    device = device_latency.get_device(session, device_id)
+    device = device_catalog.get_device(session, device_id)
     if device.kind != "agent":
         raise NotAnAgentDeviceError(
             f"device {device.name!r} is a {device.kind} device; only agent devices have tasks"
         )
     settings = request.app.state.settings
-    tasks = measurement_tasks.claim(
+    leased = tasks.claim(
         session,
         device.id,
         body.agent_id,
@@ -82,7 +83,7 @@ def claim_tasks(
         device=device.name,
         profile=device.descriptor,
         lease_s=settings.agent_lease_s,
-        tasks=[_task_out(t) for t in tasks],
+        tasks=[_task_out(t) for t in leased],
     )
 
 
@@ -92,25 +93,22 @@ def claim_tasks(
 )
 def task_onnx(task_id: int, session: SessionDep, request: Request, _auth: AgentAuth) -> Response:
     """The task's sub-network with supernet weights as ONNX at the task's batch size (cached)."""
-    task = measurement_tasks.get_task(session, task_id)
-    supernet_row = catalog.get_supernet(session, task.supernet_id)
-    artifact_dir: Path = request.app.state.settings.artifact_dir
-    path = (
-        artifact_dir / "onnx" / str(supernet_row.id) / f"{task.config_hash}-b{task.batch_size}.onnx"
+    task = tasks.get_task(session, task_id)
+    supernet_row = supernet_catalog.get_supernet(session, task.supernet_id)
+    path = subnet_onnx_file(
+        request.app.state.settings.artifact_dir,
+        supernet_row,
+        task.config,
+        task.config_hash,
+        task.batch_size,
     )
-    if not path.is_file():
-        data = subnet_onnx(catalog.supernet_model(supernet_row), task.config, task.batch_size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{task.id}.partial")
-        partial.write_bytes(data)
-        partial.replace(path)
     return Response(path.read_bytes(), media_type="application/octet-stream")
 
 
 @router.post("/tasks/{task_id}/result", response_model=ResultOut)
 def post_result(task_id: int, body: ResultIn, session: SessionDep, _auth: AgentAuth) -> ResultOut:
     """Store the measured statistics once: 409 for a second result, 422 for implausible ones."""
-    task = measurement_tasks.store_result(session, task_id, body.agent_id, body.stats, body.runtime)
+    task = tasks.store_result(session, task_id, body.agent_id, body.stats, body.runtime)
     return ResultOut(task_id=task.id, status=task.status, agent_id=task.agent_id, stats=task.stats)
 
 
@@ -118,5 +116,5 @@ def post_result(task_id: int, body: ResultIn, session: SessionDep, _auth: AgentA
 def post_failure(task_id: int, body: FailureIn, session: SessionDep, _auth: AgentAuth) -> ResultOut:
     """The lease holder cannot measure this network: the task fails now with the agent's reason
     (the job waiting on it fails with it) instead of being re-leased until attempts run out."""
-    task = measurement_tasks.store_failure(session, task_id, body.agent_id, body.error)
+    task = tasks.store_failure(session, task_id, body.agent_id, body.error)
     return ResultOut(task_id=task.id, status=task.status, agent_id=task.agent_id, stats=None)

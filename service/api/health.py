@@ -6,7 +6,7 @@ from alembic.runtime.migration import MigrationContext
 from fastapi import APIRouter
 
 from service.api.deps import SessionDep
-from service.schemas import HealthOut
+from service.api.schemas.common import HealthOut
 
 router = APIRouter(tags=["health"])
 

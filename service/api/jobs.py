@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from service import catalog, jobs, results
 from service.api.deps import SessionDep
-from service.evaluation.latency import export_onnx
-from service.job_specs import check_job_request
-from service.schemas import CandidatePageOut, JobIn, JobOut, ParetoOut
+from service.api.schemas.jobs import JobIn
+from service.catalog import supernets as supernet_catalog
+from service.catalog.artifacts import subnet_onnx_file
+from service.jobs import queue, results
+from service.jobs.specs import check_job_request
+from service.jobs.views import CandidatePageOut, JobOut, ParetoOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
 def submit_job(body: JobIn, session: SessionDep, response: Response) -> JobOut:
     checked = check_job_request(session, body)
-    job = jobs.create_job(session, checked.supernet.id, checked.spec_json(), checked.spec.budget)
+    job = queue.create_job(session, checked.supernet.id, checked.spec_json(), checked.spec.budget)
     session.refresh(job)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return results.job_out(session, job, with_iterations=False)
@@ -37,12 +38,12 @@ def list_jobs(
 
 @router.get("/{job_id}", response_model=JobOut)
 def show_job(job_id: int, session: SessionDep) -> JobOut:
-    return results.job_out(session, jobs.get_job(session, job_id))
+    return results.job_out(session, queue.get_job(session, job_id))
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
 def cancel_job(job_id: int, session: SessionDep) -> JobOut:
-    return results.job_out(session, jobs.request_cancel(session, job_id))
+    return results.job_out(session, queue.request_cancel(session, job_id))
 
 
 @router.get("/{job_id}/pareto", response_model=ParetoOut)
@@ -82,16 +83,16 @@ def candidate_onnx(
 ) -> Response:
     """The candidate's sub-network with supernet weights, exported to ONNX (batch 1), cached."""
     candidate = results.get_candidate(session, job_id, candidate_id)
-    supernet_row = catalog.get_supernet(session, jobs.get_job(session, job_id).supernet_id)
-    artifact_dir: Path = request.app.state.settings.artifact_dir
-    path = artifact_dir / "onnx" / str(supernet_row.id) / f"{candidate.config_hash}.onnx"
-    if not path.is_file():
-        supernet = catalog.supernet_model(supernet_row)
-        data = export_onnx(supernet.build_subnet(candidate.config), supernet.example_input(1))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(path)
+    supernet_row = supernet_catalog.get_supernet(
+        session, queue.get_job(session, job_id).supernet_id
+    )
+    path = subnet_onnx_file(
+        request.app.state.settings.artifact_dir,
+        supernet_row,
+        candidate.config,
+        candidate.config_hash,
+        1,
+    )
     return Response(
         path.read_bytes(),
         media_type="application/octet-stream",

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from service import device_latency
 from service.api.deps import SessionDep
-from service.device_schemas import LatencyTableDetailOut, LatencyTableOut
-from service.models import Device, DeviceLatencyTable
+from service.api.schemas.latency import LatencyTableDetailOut, LatencyTableOut
+from service.catalog import devices as device_catalog
+from service.db.models import Device, DeviceLatencyTable
+from service.latency import tables as latency_tables
 
 router = APIRouter(prefix="/v1/devices/{device_id}/latency-tables", tags=["latency tables"])
 
@@ -29,7 +30,7 @@ _UPLOAD_BODY: dict[str, Any] = {
 async def _upload_body(request: Request) -> bytes:
     """The request body, refused with 413 past the configured size before it is all read."""
     limit: int = request.app.state.settings.max_latency_table_bytes
-    too_large = device_latency.LatencyTableTooLargeError(
+    too_large = latency_tables.LatencyTableTooLargeError(
         f"latency table uploads are limited to {limit} bytes; split the table or raise "
         "HWNAS_MAX_LATENCY_TABLE_BYTES"
     )
@@ -44,7 +45,7 @@ async def _upload_body(request: Request) -> bytes:
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body.strip():
-        raise device_latency.InvalidLatencyTableError("the request body is empty; send the table")
+        raise latency_tables.InvalidLatencyTableError("the request body is empty; send the table")
     return body
 
 
@@ -90,17 +91,17 @@ def upload_table(
 ) -> LatencyTableOut:
     """Import a LUT measured on this device; keys no op of the family runs are reported, not
     imported. 422 names the line or key to fix and stores nothing; 413 past the size limit."""
-    device = device_latency.get_device(session, device_id)
-    fmt = device_latency.table_format(format, request.headers.get("content-type"))
+    device = device_catalog.get_device(session, device_id)
+    fmt = latency_tables.table_format(format, request.headers.get("content-type"))
     source_name = name or f"upload.{fmt}"
     family_of_keys = family
     if fmt == "json" and family_of_keys is None:
         family_of_keys = _json_family(body)
-    known = device_latency.family_layer_keys(session, family_of_keys) if family_of_keys else None
-    imported, fingerprint = device_latency.import_table(
+    known = latency_tables.family_layer_keys(session, family_of_keys) if family_of_keys else None
+    imported, fingerprint = latency_tables.import_table(
         body, fmt, device, family, known, source_name
     )
-    row = device_latency.store_table(session, device, imported, fmt, name, fingerprint)
+    row = latency_tables.store_table(session, device, imported, fmt, name, fingerprint)
     session.refresh(row)
     response.headers["Location"] = f"/v1/devices/{device.id}/latency-tables/{row.id}"
     return _out(row, device)
@@ -120,15 +121,15 @@ def _json_family(body: bytes) -> str | None:
 
 @router.get("", response_model=list[LatencyTableOut])
 def list_tables(device_id: int, session: SessionDep) -> list[LatencyTableOut]:
-    device = device_latency.get_device(session, device_id)
-    return [_out(row, device) for row in device_latency.list_tables(session, device.id)]
+    device = device_catalog.get_device(session, device_id)
+    return [_out(row, device) for row in latency_tables.list_tables(session, device.id)]
 
 
 @router.get("/{table_id}", response_model=LatencyTableDetailOut)
 def show_table(device_id: int, table_id: int, session: SessionDep) -> LatencyTableDetailOut:
-    device = device_latency.get_device(session, device_id)
-    row = device_latency.get_table(session, device.id, table_id)
-    table = device_latency.load_table(session, device, row)
+    device = device_catalog.get_device(session, device_id)
+    row = latency_tables.get_table(session, device.id, table_id)
+    table = latency_tables.load_table(session, device, row)
     return LatencyTableDetailOut(
         **_out(row, device).model_dump(),
         entries={key: entry.model_dump() for key, entry in table.entries.items()},
@@ -141,8 +142,8 @@ def put_calibration(
 ) -> LatencyTableOut:
     """Attach a calibration (`hwnas-latency-calibration/1` JSON) fitted on this table; jobs then
     use the calibrated estimate instead of the plain sum."""
-    device = device_latency.get_device(session, device_id)
-    row = device_latency.get_table(session, device.id, table_id)
-    device_latency.set_calibration(session, device, row, calibration)
+    device = device_catalog.get_device(session, device_id)
+    row = latency_tables.get_table(session, device.id, table_id)
+    latency_tables.set_calibration(session, device, row, calibration)
     session.refresh(row)
     return _out(row, device)

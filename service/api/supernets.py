@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from service import catalog
 from service.api.deps import SessionDep
-from service.models import Supernet
-from service.schemas import SupernetDetailOut, SupernetIn, SupernetOut
+from service.api.schemas.catalog import SupernetDetailOut, SupernetIn, SupernetOut
+from service.catalog import supernets as supernet_catalog
+from service.db.models import Supernet
 from service.supernets.space import SearchSpace
 
 router = APIRouter(prefix="/v1/supernets", tags=["supernets"])
@@ -29,7 +29,7 @@ def _out(row: Supernet) -> SupernetOut:
 def register_supernet(
     body: SupernetIn, session: SessionDep, response: Response
 ) -> SupernetDetailOut:
-    row = catalog.register_supernet(session, body.name, body.family, body.checkpoint)
+    row = supernet_catalog.register_supernet(session, body.name, body.family, body.checkpoint)
     session.refresh(row)
     response.headers["Location"] = f"/v1/supernets/{row.id}"
     return _detail(row)
@@ -37,12 +37,12 @@ def register_supernet(
 
 @router.get("", response_model=list[SupernetOut])
 def list_supernets(session: SessionDep) -> list[SupernetOut]:
-    return [_out(row) for row in catalog.list_supernets(session)]
+    return [_out(row) for row in supernet_catalog.list_supernets(session)]
 
 
 @router.get("/{supernet_id}", response_model=SupernetDetailOut)
 def show_supernet(supernet_id: int, session: SessionDep) -> SupernetDetailOut:
-    return _detail(catalog.get_supernet(session, supernet_id))
+    return _detail(supernet_catalog.get_supernet(session, supernet_id))
 
 
 def _detail(row: Supernet) -> SupernetDetailOut:

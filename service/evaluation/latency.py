@@ -15,88 +15,18 @@ profile's CV limit gets further passes, up to `max_attempts`.
 from __future__ import annotations
 
 import functools
-import io
 import time
-import warnings
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 import numpy as np
 import onnxruntime as ort
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class DeviceProfile:
-    """Everything that changes a latency figure on one device."""
-
-    name: str = "host"
-    threads: int = 1
-    batch_size: int = 32
-    warmup_runs: int = 10
-    warmup_seconds: float = 0.1
-    timed_runs: int = 20  # per pass
-    max_cv: float = 0.05
-    max_attempts: int = 20  # passes at most, while the fastest is noisy or was timed slow
-    passes: int = 5
-    speed_probe: bool = True
-    runtime: str = field(default="onnxruntime", init=False)
-
-    def descriptor(self) -> dict[str, Any]:
-        return {
-            **asdict(self),
-            "runtime_version": ort.__version__,
-            "provider": "CPUExecutionProvider",
-            "precision": "fp32",
-            "graph_optimization": "ORT_ENABLE_ALL",
-        }
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    median_ms: float
-    p90_ms: float
-    mean_ms: float
-    std_ms: float
-    cv: float
-    runs: int
-    attempts: int = 1
-
-    @classmethod
-    def from_samples(cls, samples_ms: np.ndarray, attempts: int = 1) -> LatencyStats:
-        mean = float(samples_ms.mean())
-        std = float(samples_ms.std(ddof=1)) if len(samples_ms) > 1 else 0.0
-        return cls(
-            median_ms=float(np.median(samples_ms)),
-            p90_ms=float(np.percentile(samples_ms, 90)),
-            mean_ms=mean,
-            std_ms=std,
-            cv=std / mean if mean > 0 else float("inf"),
-            runs=len(samples_ms),
-            attempts=attempts,
-        )
-
-    def to_json(self) -> dict[str, float | int]:
-        return asdict(self)
-
-
-def export_onnx(module: nn.Module, example_input: torch.Tensor) -> bytes:
-    """Export an eval-mode module to ONNX (opset 17) with a fixed input shape."""
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module.eval(),
-            (example_input,),
-            buffer,  # type: ignore[arg-type]  # file-like objects are accepted
-            dynamo=False,
-            opset_version=17,
-            input_names=["input"],
-            output_names=["output"],
-        )
-    return buffer.getvalue()
+from service.evaluation.onnx_export import export_onnx
+from service.evaluation.profile import DeviceProfile, LatencyStats
 
 
 def inference_session(onnx_bytes: bytes, threads: int) -> ort.InferenceSession:

@@ -10,13 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from service.evaluation.latency import (
-    DeviceProfile,
-    LatencyStats,
-    OnnxModel,
-    export_onnx,
-    measure_interleaved,
-)
+from service.evaluation.latency import OnnxModel, measure_interleaved
+from service.evaluation.onnx_export import export_onnx
+from service.evaluation.profile import DeviceProfile, LatencyStats
 from service.supernets.protocol import Supernet
 from service.supernets.space import Config
 

@@ -4,13 +4,7 @@ Pareto fronts and hypervolume. Plain library: no database, usable with any searc
 from service.search.engine import SearchEngine, run_search
 from service.search.pareto import HypervolumeScale
 from service.search.records import Evaluation, FrontResult, IterationRecord
-from service.search.spec import (
-    Constraint,
-    Objective,
-    SearchSpec,
-    parse_constraint,
-    parse_objective,
-)
+from service.search.spec import Constraint, Objective, SearchSpec, parse_constraint, parse_objective
 
 __all__ = [
     "Constraint",

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from service.evaluation.latency import DeviceProfile, measure_onnx_latency
+from service.evaluation.latency import measure_onnx_latency
+from service.evaluation.profile import DeviceProfile
 from service.evaluation.validation import subnet_onnx, validate_subnets_detailed
 from service.supernets.protocol import Supernet
 from service.supernets.registry import load_supernet

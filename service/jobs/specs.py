@@ -4,20 +4,77 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.catalog import can_measure_latency, find_supernet, why_cannot_measure
-from service.device_latency import resolve_latency_sources
+from service.catalog.supernets import find_supernet
+from service.db.models import Device, Supernet
 from service.errors import InvalidInputError
-from service.models import Device, Supernet
-from service.schemas import MAX_BUDGET, JobIn
-from service.search.spec import Objective, SearchSpec, parse_constraint, parse_objective
+from service.latency.sources import (
+    can_measure_latency,
+    latency_devices,
+    resolve_latency_sources,
+    why_cannot_measure,
+)
+from service.search.spec import (
+    Objective,
+    SearchSpec,
+    Tactic,
+    parse_constraint,
+    parse_objective,
+)
 
 DEVICE_FREE_METRICS = ("accuracy", "macs", "params")
 DEVICE_METRICS = ("latency",)
+MAX_BUDGET = 10_000
+
+
+class JobRequest(Protocol):
+    """What a job request gives (the API's `JobIn` is one); the domain never sees the schema."""
+
+    @property
+    def supernet(self) -> str: ...
+
+    @property
+    def objectives(self) -> Sequence[str]: ...
+
+    @property
+    def constraints(self) -> Sequence[str]: ...
+
+    @property
+    def budget(self) -> int: ...
+
+    @property
+    def tactic(self) -> Tactic: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def algorithm(self) -> str | None: ...
+
+    @property
+    def population_size(self) -> int | None: ...
+
+    @property
+    def initial_size(self) -> int | None: ...
+
+    @property
+    def batch_size(self) -> int | None: ...
+
+    @property
+    def predictors(self) -> Sequence[str]: ...
+
+    @property
+    def exact_features(self) -> bool: ...
+
+    @property
+    def latency_sources(self) -> Mapping[str, str]: ...
+
+    @property
+    def hv_bounds(self) -> Mapping[str, tuple[float, float]]: ...
 
 
 class UnknownSupernetInputError(InvalidInputError):
@@ -63,7 +120,7 @@ class CheckedJob:
         return {**self.spec.to_json(), "latency_sources": dict(self.latency_sources)}
 
 
-def check_job_request(session: Session, request: JobIn) -> CheckedJob:
+def check_job_request(session: Session, request: JobRequest) -> CheckedJob:
     """Resolve the supernet and parse the spec; raise a 422 that says what to fix otherwise."""
     supernet = find_supernet(session, request.supernet)
     if supernet is None:
@@ -152,10 +209,3 @@ def check_metric(session: Session, metric: str) -> None:
         )
     if not can_measure_latency(session, device):
         raise DeviceCannotMeasureError(why_cannot_measure(device))
-
-
-def latency_devices(session: Session, spec: SearchSpec) -> list[Device]:
-    """The devices whose latency the spec asks for, in the order first named."""
-    names = [m.partition("@")[2] for m in spec.metrics if m.startswith("latency@")]
-    rows = {d.name: d for d in session.scalars(select(Device).where(Device.name.in_(names)))}
-    return [rows[n] for n in names if n in rows]

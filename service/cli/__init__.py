@@ -9,11 +9,11 @@ from collections.abc import Sequence
 
 # Modules exposing `register(subparsers)`; each adds its own subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
-    "service.supernets.commands",
-    "service.service_commands",
-    "service.lut_commands",
-    "service.search_commands",
-    "service.agent_commands",
+    "service.cli.supernet",
+    "service.cli.serve",
+    "service.cli.lut",
+    "service.cli.search",
+    "service.cli.agent",
 )
 
 
@@ -29,6 +29,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.handler(args) or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

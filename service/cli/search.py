@@ -97,7 +97,7 @@ def build_spec(args: argparse.Namespace) -> SearchSpec:
 def _search(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from service.evaluation.latency import DeviceProfile
+    from service.evaluation.profile import DeviceProfile
     from service.evaluation.validation import exact_metrics, validate_subnets
     from service.supernets.registry import load_supernet
 

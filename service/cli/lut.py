@@ -59,7 +59,7 @@ def _supernet(family: str, checkpoint: str | None, random_weights: bool) -> Any:
 
 def _build(args: argparse.Namespace) -> int:
     from latency_tables.builder import build_lut
-    from service.evaluation.latency import DeviceProfile
+    from service.evaluation.profile import DeviceProfile
 
     supernet = _supernet(args.supernet, args.checkpoint, args.random_weights)
     profile = DeviceProfile(

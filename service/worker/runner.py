@@ -21,13 +21,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import catalog, jobs
+from service.catalog import supernets as supernet_catalog
 from service.config import Settings
-from service.db import transaction
+from service.db.engine import transaction
 from service.errors import LostLeaseError
-from service.evaluation.latency import DeviceProfile
+from service.evaluation.profile import DeviceProfile
 from service.evaluation.validation import exact_metrics, validate_subnets_detailed
-from service.evaluation_store import (
+from service.jobs import queue
+from service.jobs.evaluations import (
     Batch,
     CacheKey,
     MeasuredLatency,
@@ -36,7 +37,12 @@ from service.evaluation_store import (
     stored_evaluations,
     warm_start_evaluations,
 )
-from service.job_latency import (
+from service.latency.sources import latency_devices
+from service.search.records import WARM_START
+from service.search.spec import SearchSpec
+from service.supernets.protocol import Supernet
+from service.supernets.space import Config, SearchSpace
+from service.worker.latency import (
     JobInterrupted,
     JobLatencyPlan,
     lut_values,
@@ -45,11 +51,6 @@ from service.job_latency import (
     with_lut_predictions,
     with_lut_values,
 )
-from service.job_specs import latency_devices
-from service.search.records import WARM_START
-from service.search.spec import SearchSpec
-from service.supernets.protocol import Supernet
-from service.supernets.space import Config, SearchSpace
 
 log = logging.getLogger("hwnas.worker")
 
@@ -74,8 +75,8 @@ class JobPlan:
 
 
 def load_plan(session: Session, job_id: int) -> JobPlan:
-    job = jobs.get_job(session, job_id)
-    supernet = catalog.get_supernet(session, job.supernet_id)
+    job = queue.get_job(session, job_id)
+    supernet = supernet_catalog.get_supernet(session, job.supernet_id)
     spec_json = dict(job.spec)
     sources = spec_json.pop("latency_sources", None) or {}
     spec = SearchSpec.from_json(spec_json)
@@ -103,7 +104,7 @@ class Heartbeat:
         self._factory, self._job_id, self._worker_id = factory, job_id, worker_id
         self._interval_s = interval_s
         self._stop = threading.Event()
-        self.state: jobs.LeaseState = "held"
+        self.state: queue.LeaseState = "held"
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
@@ -114,9 +115,9 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def beat(self) -> jobs.LeaseState:
+    def beat(self) -> queue.LeaseState:
         with transaction(self._factory) as session:
-            self.state = jobs.heartbeat(session, self._job_id, self._worker_id)
+            self.state = queue.heartbeat(session, self._job_id, self._worker_id)
         return self.state
 
     def _run(self) -> None:
@@ -158,14 +159,14 @@ class JobRunner:
             return self._finish(job_id, "failed", detail[-2000:])
         if status == "released":
             with transaction(self.factory) as session:
-                jobs.release_job(session, job_id, self.worker_id)
+                queue.release_job(session, job_id, self.worker_id)
             return status
         return self._finish(job_id, status)
 
     def _finish(self, job_id: int, status: Any, error: str | None = None) -> str:
         try:
             with transaction(self.factory) as session:
-                jobs.finish_job(session, job_id, self.worker_id, status, error)
+                queue.finish_job(session, job_id, self.worker_id, status, error)
         except LostLeaseError:
             return "lost"
         return str(status)
@@ -173,7 +174,7 @@ class JobRunner:
     def _search(self, plan: JobPlan, heartbeat: Heartbeat) -> str:
         from service.search import SearchEngine
 
-        supernet = catalog.loaded_supernet(plan.family, plan.checkpoint)
+        supernet = supernet_catalog.loaded_supernet(plan.family, plan.checkpoint)
         with transaction(self.factory) as session:
             stored = stored_evaluations(session, plan.job_id)
             history = [e for e in stored if e.origin != WARM_START]
@@ -322,12 +323,12 @@ def run_worker(
     while not stop.is_set():
         try:
             with transaction(factory) as session:
-                for reaped in jobs.reap_stale_jobs(
+                for reaped in queue.reap_stale_jobs(
                     session, settings.heartbeat_grace_s, settings.max_attempts
                 ):
                     log.warning("reaped job %s from worker %s", reaped.job_id, reaped.worker_id)
             with transaction(factory) as session:
-                job_id = jobs.claim_next_job(session, worker_id)
+                job_id = queue.claim_next_job(session, worker_id)
         except Exception:
             log.exception("worker %s could not reach the database; retrying", worker_id)
             stop.wait(settings.poll_interval_s)

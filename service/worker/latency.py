@@ -17,12 +17,14 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from latency_tables import LatencyTableError
-from service import catalog, device_latency, measurement_tasks
-from service.db import transaction
+from service.catalog import devices as device_catalog
+from service.db.engine import transaction
+from service.db.models import Device, Supernet
 from service.errors import LostLeaseError
-from service.evaluation.latency import DeviceProfile
-from service.evaluation_store import MeasuredLatency
-from service.models import Device, Supernet
+from service.evaluation.profile import DeviceProfile
+from service.jobs.evaluations import MeasuredLatency
+from service.latency import sources as latency_sources
+from service.latency import tasks
 from service.search.records import Evaluation
 from service.supernets.protocol import Supernet as SupernetModel
 
@@ -54,9 +56,9 @@ class JobLatencyPlan:
 
     hosts: list[DeviceProfile] = field(default_factory=list)
     agents: list[AgentDevice] = field(default_factory=list)
-    luts: list[device_latency.LutLatency] = field(default_factory=list)
+    luts: list[latency_sources.LutLatency] = field(default_factory=list)
     # tables of measured devices: their estimate is stored beside each measurement
-    companion_luts: list[device_latency.LutLatency] = field(default_factory=list)
+    companion_luts: list[latency_sources.LutLatency] = field(default_factory=list)
 
     @property
     def lut_metrics(self) -> set[str]:
@@ -69,18 +71,18 @@ def plan_job_latency(
     """The plan for a job's latency devices; `sources` as stored with the job (defaults by kind)."""
     plan = JobLatencyPlan()
     for device in devices:
-        source = sources.get(device.name, device_latency.DEFAULT_LATENCY_SOURCE[device.kind])
+        source = sources.get(device.name, latency_sources.DEFAULT_LATENCY_SOURCE[device.kind])
         if source == "lut":
-            plan.luts.append(device_latency.lut_latency(session, device, supernet.family))
+            plan.luts.append(latency_sources.lut_latency(session, device, supernet.family))
             continue
-        companion = device_latency.lut_latency_if_any(session, device, supernet.family)
+        companion = latency_sources.lut_latency_if_any(session, device, supernet.family)
         if companion is not None:
             plan.companion_luts.append(companion)
         if device.kind == "agent":
             batch_size = int(device.descriptor.get("batch_size", DeviceProfile.batch_size))
             plan.agents.append(AgentDevice(device.id, device.name, batch_size))
         else:
-            plan.hosts.append(catalog.host_profile_from(device.name, device.descriptor))
+            plan.hosts.append(device_catalog.host_profile_from(device.name, device.descriptor))
     return plan
 
 
@@ -168,7 +170,7 @@ def measure_on_agents(
         return metrics, latencies
     with transaction(factory) as session:
         task_ids = {
-            agent: measurement_tasks.enqueue(
+            agent: tasks.enqueue(
                 session,
                 agent.device_id,
                 supernet_id,
@@ -181,10 +183,10 @@ def measure_on_agents(
         }
     deadline = time.monotonic() + timeout_s
     pending = {tid for ids in task_ids.values() for tid in ids.values()}
-    done: dict[int, measurement_tasks.TaskOutcome] = {}
+    done: dict[int, tasks.TaskOutcome] = {}
     while pending:
         with transaction(factory) as session:
-            found = measurement_tasks.outcomes(session, sorted(pending))
+            found = tasks.outcomes(session, sorted(pending))
         for task_id, outcome in found.items():
             if outcome.status == "failed":
                 raise AgentMeasurementError(

@@ -1,14 +1,8 @@
-"""Latency tables of devices (upload, list, show, calibrate) and where a job's latency comes from.
-
-A device's latency is either `measured` (the service host itself, or a device agent) or read from
-its latency lookup table (`lut`: the calibrated estimator when a calibration was uploaded, else the
-plain sum of the ops' entries). Never commits.
-"""
+"""Latency tables of devices: upload, list, show, calibrate. Never commits."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from sqlalchemy import func, insert, select
@@ -20,24 +14,18 @@ from latency_tables import (
     LatencyEntry,
     LatencyTable,
     LatencyTableError,
-    estimate_latency,
     read_ofa_yaml,
     read_table_csv,
     read_table_json,
 )
 from latency_tables.importers import restrict_to_keys
+from service.catalog.supernets import loaded_supernet, supernet_model
+from service.db.models import Device, DeviceLatencyTable, LatencyTableEntry, Supernet
 from service.errors import DomainError, InvalidInputError, NotFoundError
-from service.models import Device, DeviceLatencyTable, LatencyTableEntry, Supernet
 from service.supernets.registry import family_names
 
 TableFormat = Literal["json", "csv", "ofa-yaml"]
-LatencySource = Literal["measured", "lut"]
 TABLE_FORMATS: tuple[str, ...] = ("json", "csv", "ofa-yaml")
-DEFAULT_LATENCY_SOURCE: dict[str, LatencySource] = {
-    "host": "measured",
-    "agent": "measured",
-    "lut-only": "lut",
-}
 _CONTENT_TYPES: dict[str, TableFormat] = {
     "application/json": "json",
     "text/csv": "csv",
@@ -47,10 +35,6 @@ _CONTENT_TYPES: dict[str, TableFormat] = {
     "text/yaml": "ofa-yaml",
     "text/x-yaml": "ofa-yaml",
 }
-
-
-class UnknownDeviceError(NotFoundError):
-    code = "unknown_device"
 
 
 class UnknownLatencyTableError(NotFoundError):
@@ -64,17 +48,6 @@ class InvalidLatencyTableError(InvalidInputError):
 class LatencyTableTooLargeError(DomainError):
     status_code = 413
     code = "latency_table_too_large"
-
-
-class InvalidLatencySourceError(InvalidInputError):
-    code = "invalid_latency_source"
-
-
-def get_device(session: Session, device_id: int) -> Device:
-    device = session.get(Device, device_id)
-    if device is None:
-        raise UnknownDeviceError(f"device {device_id} does not exist; see GET /v1/devices")
-    return device
 
 
 def table_format(requested: str | None, content_type: str | None) -> TableFormat:
@@ -96,15 +69,13 @@ def table_format(requested: str | None, content_type: str | None) -> TableFormat
 
 def family_layer_keys(session: Session, family: str) -> list[str] | None:
     """Every op key a network of `family` runs, when the family can list them (else None)."""
-    from service import catalog
-
     families = family_names()
     if family not in families:
         raise InvalidLatencyTableError(
             f"unknown supernet family {family!r}; installed families: {families}"
         )
     row = session.scalar(select(Supernet).where(Supernet.family == family).limit(1))
-    model: Any = catalog.supernet_model(row) if row else catalog.loaded_supernet(family, None)
+    model: Any = supernet_model(row) if row else loaded_supernet(family, None)
     keys = getattr(model, "all_layer_keys", None)
     return list(keys()) if callable(keys) else None
 
@@ -262,7 +233,7 @@ def set_calibration(
             f"{str(calibration.get('lut_fingerprint'))[:12]}…, this table {row.fingerprint[:12]}…)"
         )
     try:
-        _calibrated(load_table(session, device, row), calibration)
+        calibrated_estimator(load_table(session, device, row), calibration)
     except LatencyTableError as error:
         raise InvalidLatencyTableError(str(error)) from error
     row.calibration = dict(calibration)
@@ -270,103 +241,10 @@ def set_calibration(
     return row
 
 
-def _calibrated(table: LatencyTable, calibration: Mapping[str, Any]) -> CalibratedLatencyEstimator:
+def calibrated_estimator(
+    table: LatencyTable, calibration: Mapping[str, Any]
+) -> CalibratedLatencyEstimator:
     # The row's fingerprint was checked on upload; the stored table carries the device's name.
     return CalibratedLatencyEstimator.from_json(
         {**calibration, "lut_fingerprint": table.fingerprint()}, table
     )
-
-
-@dataclass(frozen=True)
-class LutLatency:
-    """Latency of a sub-network on a lut-only device, from its table (calibrated when possible)."""
-
-    device_name: str
-    table_id: int
-    table: LatencyTable
-    calibration: Mapping[str, Any] | None
-
-    @property
-    def method(self) -> str:
-        return "lut-calibrated" if self.calibration else "lut-sum"
-
-    def estimate_ms(self, layer_key_lists: Sequence[Sequence[str]]) -> list[float]:
-        if self.calibration:
-            estimator = _calibrated(self.table, self.calibration)
-            return [float(v) for v in estimator.predict(layer_key_lists)]
-        return [estimate_latency(self.table, keys) for keys in layer_key_lists]
-
-
-def lut_latency(session: Session, device: Device, family: str) -> LutLatency:
-    found = lut_latency_if_any(session, device, family)
-    if found is None:
-        raise InvalidLatencySourceError(_no_table(device, family))
-    return found
-
-
-def lut_latency_if_any(session: Session, device: Device, family: str) -> LutLatency | None:
-    """The device's newest table for the family as an estimator, or None when it has none."""
-    row = latest_table(session, device.id, family)
-    if row is None:
-        return None
-    return LutLatency(device.name, row.id, load_table(session, device, row), row.calibration)
-
-
-def _no_table(device: Device, family: str) -> str:
-    return (
-        f"device {device.name!r} has no latency table for family {family!r}; upload one with "
-        f"POST /v1/devices/{device.id}/latency-tables"
-    )
-
-
-def resolve_latency_sources(
-    session: Session,
-    supernet: Supernet,
-    devices: Sequence[Device],
-    requested: Mapping[str, str],
-) -> dict[str, LatencySource]:
-    """Where each latency device of a job gets its figures: the request's choice, else the
-    device kind's default; 422 when a choice names another device or cannot be served."""
-    by_name = {d.name: d for d in devices}
-    stray = sorted(set(requested) - set(by_name))
-    if stray:
-        raise InvalidLatencySourceError(
-            f"latency_sources names device(s) {stray} that no objective or constraint uses; "
-            f"latency devices of this job: {sorted(by_name)}"
-        )
-    resolved: dict[str, LatencySource] = {}
-    for device in devices:
-        source = requested.get(device.name, DEFAULT_LATENCY_SOURCE[device.kind])
-        if source not in ("measured", "lut"):
-            raise InvalidLatencySourceError(
-                f"latency_sources[{device.name!r}] must be 'measured' or 'lut', not {source!r}"
-            )
-        if source == "measured" and device.kind == "lut-only":
-            raise InvalidLatencySourceError(
-                f"device {device.name!r} is lut-only: nothing measures on it; use 'lut'"
-            )
-        if source == "lut":
-            _check_table_covers(session, device, supernet)
-        resolved[device.name] = source  # type: ignore[assignment]
-    return resolved
-
-
-def _check_table_covers(session: Session, device: Device, supernet: Supernet) -> None:
-    row = latest_table(session, device.id, supernet.family)
-    if row is None:
-        raise InvalidLatencySourceError(_no_table(device, supernet.family))
-    keys = family_layer_keys(session, supernet.family)
-    if keys is None:
-        return
-    present = set(
-        session.scalars(
-            select(LatencyTableEntry.op_key).where(LatencyTableEntry.table_id == row.id)
-        )
-    )
-    missing = [k for k in keys if k not in present]
-    if missing:
-        raise InvalidLatencySourceError(
-            f"latency table {row.id} of device {device.name!r} lacks {len(missing)} of the "
-            f"{len(keys)} op keys of family {supernet.family!r} (first: {missing[0]!r}); upload a "
-            "table that covers the space (e.g. built with `hwnas lut build`)"
-        )

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.db.models import Candidate, Device, Job, JobIteration, MetricValue, PredictorFit
 from service.errors import NotFoundError
-from service.models import Candidate, Device, Job, JobIteration, MetricValue, PredictorFit
-from service.schemas import (
+from service.jobs.views import (
     CandidateOut,
     CandidatePageOut,
     IterationOut,

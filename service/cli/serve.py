@@ -56,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
-    from service.db import upgrade_database
+    from service.db.engine import upgrade_database
 
     _logging()
     settings = Settings()
@@ -70,8 +70,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(_args: argparse.Namespace) -> int:
-    from service.db import check_schema_current, make_engine, make_session_factory
-    from service.worker import run_worker
+    from service.db.engine import check_schema_current, make_engine, make_session_factory
+    from service.worker.runner import run_worker
 
     _logging()
     settings = Settings()
@@ -88,7 +88,7 @@ def _worker(_args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from service.db import upgrade_database
+    from service.db.engine import upgrade_database
 
     settings = Settings()
     upgrade_database(settings.resolved_database_url, args.revision)
@@ -99,7 +99,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 def _db_current(_args: argparse.Namespace) -> int:
     from alembic.runtime.migration import MigrationContext
 
-    from service.db import head_revision, make_engine
+    from service.db.engine import head_revision, make_engine
 
     url = Settings().resolved_database_url
     engine = make_engine(url)
@@ -117,7 +117,7 @@ def _safe_url(url: str) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from service.demo import run_demo
+    from service.cli.demo import run_demo
 
     return run_demo(
         budget=args.budget,

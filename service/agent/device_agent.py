@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from service.evaluation.latency import DeviceProfile, measure_onnx_latency
+from service.evaluation.latency import measure_onnx_latency
+from service.evaluation.profile import DeviceProfile
 
 log = logging.getLogger("hwnas.agent")
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from service.db.models import FINISHED_STATUSES, Job
 from service.errors import ConflictError, LostLeaseError, NotFoundError
-from service.models import FINISHED_STATUSES, Job
 
 LeaseState = Literal["held", "cancel_requested", "lost"]
 

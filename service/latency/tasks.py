@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
+from service.db.models import MeasurementTask
 from service.errors import ConflictError, InvalidInputError, NotFoundError
-from service.models import MeasurementTask
 
 # Latency figures an agent may report: positive, finite, and at most a minute per batch.
 MAX_LATENCY_MS = 60_000.0

@@ -17,8 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from service import jobs
-from service.models import (
+from service.db.models import (
     Candidate,
     EvaluationCacheEntry,
     JobIteration,
@@ -26,6 +25,7 @@ from service.models import (
     MetricValue,
     PredictorFit,
 )
+from service.jobs import queue
 from service.search.records import WARM_START, Evaluation, FrontResult, IterationRecord
 
 
@@ -129,7 +129,7 @@ def store_batch(
     batch: Batch,
 ) -> None:
     """Store one round; raises `LostLeaseError` (nothing written) if the job is no longer ours."""
-    jobs.record_progress(session, job_id, worker_id, batch.validations_used)
+    queue.record_progress(session, job_id, worker_id, batch.validations_used)
     for evaluation in batch.evaluations:
         candidate = Candidate(
             job_id=job_id,

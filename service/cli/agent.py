@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _agent(args: argparse.Namespace) -> int:
-    from service.agent import AgentSetupError, DeviceAgent
+    from service.agent.device_agent import AgentSetupError, DeviceAgent
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not args.token:

@@ -1,0 +1,77 @@
+"""What the read side of jobs returns: frozen views of a job, its candidates and its front.
+
+They are the API's response bodies too (`service/api/schemas/jobs.py` serves them as they are), so
+they live here, below the API, and the read side never imports the API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class IterationOut(BaseModel):
+    iteration: int
+    hypervolume: float | None
+    front_size: int
+    validations_used: int
+    seconds: float
+    predictor_scores: dict[str, dict[str, Any]]
+
+
+class JobOut(BaseModel):
+    id: int
+    supernet_id: int
+    status: str
+    spec: dict[str, Any]
+    budget: int
+    validations_used: int
+    progress: float = Field(description="validations_used / budget, 0..1")
+    attempts: int
+    worker_id: str | None
+    cancel_requested: bool
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    iterations: list[IterationOut] = Field(default_factory=list)
+
+
+class MetricOut(BaseModel):
+    value: float
+    device: str | None
+    source: Literal["measured", "predicted"]
+    method: Literal["host", "agent", "lut"] | None = Field(
+        default=None,
+        description="For latency: measured on the service host, by a device agent, or read "
+        "from the device's latency table",
+    )
+
+
+class CandidateOut(BaseModel):
+    id: int
+    config: dict[str, Any]
+    config_hash: str
+    iteration: int
+    origin: str
+    pareto_role: str | None
+    metrics: dict[str, MetricOut]
+
+
+class CandidatePageOut(BaseModel):
+    items: list[CandidateOut]
+    next_after: int | None = Field(description="Pass as ?after= for the next page; null at the end")
+
+
+class ParetoOut(BaseModel):
+    job_id: int
+    status: str
+    objectives: list[str]
+    constraints: list[str]
+    feasible: bool = Field(description="False when no validated point meets every constraint")
+    points: list[CandidateOut]
+    closest: list[CandidateOut] = Field(
+        description="Least-violating points, only while no point is feasible"
+    )
