@@ -18,14 +18,13 @@ import functools
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
-import torch
-from torch import nn
 
-from service.evaluation.onnx_export import export_onnx
 from service.evaluation.profile import DeviceProfile, LatencyStats
 
 
@@ -75,19 +74,40 @@ _MIN_EXTRA_ROUND_S = 0.5
 
 @functools.cache
 def speed_probe_model() -> OnnxModel:
-    """A small fixed network timed right before and after every pass to read the CPU's speed."""
-    module = nn.Sequential(
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1, groups=32),
-        nn.ReLU(),
-        nn.Conv2d(32, 16, 1),
+    """A small fixed network timed right before and after every pass to read the CPU's speed:
+    conv 3×3 16→32, ReLU, depthwise 3×3, ReLU, conv 1×1 32→16, built as an ONNX graph directly
+    (no torch, so the device agent runs without it)."""
+    rng = np.random.default_rng(0)
+
+    def weights(name: str, *shape: int) -> onnx.TensorProto:
+        values = (0.1 * rng.standard_normal(shape)).astype(np.float32)
+        return onnx.numpy_helper.from_array(values, name)
+
+    conv = functools.partial(onnx.helper.make_node, "Conv", pads=[1, 1, 1, 1])
+    nodes = [
+        conv(["input", "w1", "b1"], ["c1"], kernel_shape=[3, 3]),
+        onnx.helper.make_node("Relu", ["c1"], ["r1"]),
+        conv(["r1", "w2", "b2"], ["c2"], kernel_shape=[3, 3], group=32),
+        onnx.helper.make_node("Relu", ["c2"], ["r2"]),
+        onnx.helper.make_node("Conv", ["r2", "w3", "b3"], ["output"], kernel_shape=[1, 1]),
+    ]
+    shape = [_PROBE_BATCH, 16, 16, 16]
+    graph = onnx.helper.make_graph(
+        nodes,
+        "speed_probe",
+        [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, shape)],
+        [onnx.helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, shape)],
+        initializer=[
+            weights("w1", 32, 16, 3, 3),
+            weights("b1", 32),
+            weights("w2", 32, 1, 3, 3),
+            weights("b2", 32),
+            weights("w3", 16, 32, 1, 1),
+            weights("b3", 16),
+        ],
     )
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in module.parameters():
-            parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
-    return OnnxModel(export_onnx(module, torch.zeros(_PROBE_BATCH, 16, 16, 16)), (16, 16, 16))
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    return OnnxModel(model.SerializeToString(), (16, 16, 16))
 
 
 def _fastest(passes: list[_Pass], clock: Clock) -> _Pass:
@@ -116,70 +136,91 @@ def measure_interleaved(
     """
     if "thread_cpu" in clocks and profile.threads != 1:
         raise ValueError("thread CPU time equals latency only with threads=1")
-    rng = np.random.default_rng(seed)
+    timing = _InterleavedTiming(models, profile, clocks, np.random.default_rng(seed))
+    round_started = time.perf_counter()
+    while pending := [k for k in timing.keys if timing.wants_pass(k)]:
+        if all(len(timing.timed[k]) >= profile.passes for k in pending):
+            # extra rounds for few models come fast: give a slow spell time to pass
+            time.sleep(max(0.0, _MIN_EXTRA_ROUND_S - (time.perf_counter() - round_started)))
+        round_started = time.perf_counter()
+        for index in timing.rng.permutation(len(pending)):
+            key = pending[int(index)]
+            samples, probe_ms = timing.time_pass(key)
+            if on_pass is not None:
+                this_pass = {c: LatencyStats.from_samples(samples[c]) for c in clocks}
+                on_pass(key, this_pass, probe_ms)
+    return {key: timing.summary(key) for key in timing.keys}
 
-    def open_session(model: OnnxModel, batch: int) -> tuple[ort.InferenceSession, dict]:
-        session = inference_session(model.onnx_bytes, profile.threads)
+
+class _InterleavedTiming(Generic[ModelKey]):
+    """The open sessions, the passes timed so far and the probe's fastest reading, per call."""
+
+    def __init__(
+        self,
+        models: Mapping[ModelKey, OnnxModel],
+        profile: DeviceProfile,
+        clocks: tuple[Clock, ...],
+        rng: np.random.Generator,
+    ) -> None:
+        self.profile, self.clocks, self.rng = profile, clocks, rng
+        self.keys = list(models)
+        self.probe = self._open(speed_probe_model(), _PROBE_BATCH) if profile.speed_probe else None
+        self.sessions = {
+            key: self._open(model, profile.batch_size) for key, model in models.items()
+        }
+        self.timed: dict[ModelKey, list[_Pass]] = {key: [] for key in models}
+        self.probe_floor: dict[Clock, float] = {}
+
+    def _open(self, model: OnnxModel, batch: int) -> tuple[ort.InferenceSession, dict]:
+        session = inference_session(model.onnx_bytes, self.profile.threads)
         shape = (batch, *model.input_shape)
-        feed = {session.get_inputs()[0].name: rng.standard_normal(shape, np.float32)}
+        feed = {session.get_inputs()[0].name: self.rng.standard_normal(shape, np.float32)}
         started, runs = time.perf_counter(), 0
-        while runs < profile.warmup_runs or time.perf_counter() - started < profile.warmup_seconds:
+        while (
+            runs < self.profile.warmup_runs
+            or time.perf_counter() - started < self.profile.warmup_seconds
+        ):
             session.run(None, feed)
             runs += 1
         return session, feed
 
-    probe = open_session(speed_probe_model(), _PROBE_BATCH) if profile.speed_probe else None
-    sessions = {key: open_session(model, profile.batch_size) for key, model in models.items()}
-    timed: dict[ModelKey, list[_Pass]] = {key: [] for key in models}
-    probe_floor: dict[Clock, float] = {}
+    def time_pass(self, key: ModelKey) -> tuple[dict[Clock, np.ndarray], dict[Clock, float]]:
+        session, feed = self.sessions[key]
+        if self.timed[key]:  # re-warm caches evicted by the models timed in between
+            for _ in range(min(self.profile.warmup_runs, 3)):
+                session.run(None, feed)
+        before = _timed_pass(*self.probe, _PROBE_RUNS) if self.probe else {}
+        samples = _timed_pass(session, feed, self.profile.timed_runs)
+        after = _timed_pass(*self.probe, _PROBE_RUNS) if self.probe else {}
+        probe_ms: dict[Clock, float] = {
+            c: float(np.median(np.concatenate([before[c], after[c]]))) for c in before
+        }
+        for clock, value in probe_ms.items():
+            self.probe_floor[clock] = min(self.probe_floor.get(clock, value), value)
+        self.timed[key].append(_Pass(samples, probe_ms))
+        return samples, probe_ms
 
-    def summary(key: ModelKey) -> dict[Clock, LatencyStats]:
+    def summary(self, key: ModelKey) -> dict[Clock, LatencyStats]:
         return {
             clock: LatencyStats.from_samples(
-                _fastest(timed[key], clock).samples[clock], attempts=len(timed[key])
+                _fastest(self.timed[key], clock).samples[clock], attempts=len(self.timed[key])
             )
-            for clock in clocks
+            for clock in self.clocks
         }
 
-    def unsettled(kept: _Pass, clock: Clock) -> bool:
-        if LatencyStats.from_samples(kept.samples[clock]).cv > profile.max_cv:
+    def _unsettled(self, kept: _Pass, clock: Clock) -> bool:
+        if LatencyStats.from_samples(kept.samples[clock]).cv > self.profile.max_cv:
             return True
-        return clock in kept.probe_ms and kept.probe_ms[clock] > _PROBE_SLOW * probe_floor[clock]
+        slow = _PROBE_SLOW * self.probe_floor.get(clock, float("inf"))
+        return clock in kept.probe_ms and kept.probe_ms[clock] > slow
 
-    def wants_pass(key: ModelKey) -> bool:
-        done = len(timed[key])
-        if done < profile.passes:
+    def wants_pass(self, key: ModelKey) -> bool:
+        done = len(self.timed[key])
+        if done < self.profile.passes:
             return True
-        if done >= max(profile.passes, profile.max_attempts):
+        if done >= max(self.profile.passes, self.profile.max_attempts):
             return False
-        return any(unsettled(_fastest(timed[key], clock), clock) for clock in clocks)
-
-    keys = list(models)
-    round_started = time.perf_counter()
-    while pending := [k for k in keys if wants_pass(k)]:
-        if all(len(timed[k]) >= profile.passes for k in pending):
-            # extra rounds for few models come fast: give a slow spell time to pass
-            time.sleep(max(0.0, _MIN_EXTRA_ROUND_S - (time.perf_counter() - round_started)))
-        round_started = time.perf_counter()
-        for index in rng.permutation(len(pending)):
-            key = pending[int(index)]
-            session, feed = sessions[key]
-            if timed[key]:  # re-warm caches evicted by the models timed in between
-                for _ in range(min(profile.warmup_runs, 3)):
-                    session.run(None, feed)
-            before = _timed_pass(*probe, _PROBE_RUNS) if probe else {}
-            samples = _timed_pass(session, feed, profile.timed_runs)
-            after = _timed_pass(*probe, _PROBE_RUNS) if probe else {}
-            probe_ms: dict[Clock, float] = {
-                c: float(np.median(np.concatenate([before[c], after[c]]))) for c in before
-            }
-            for clock, value in probe_ms.items():
-                probe_floor[clock] = min(probe_floor.get(clock, value), value)
-            timed[key].append(_Pass(samples, probe_ms))
-            if on_pass is not None:
-                this_pass = {c: LatencyStats.from_samples(samples[c]) for c in clocks}
-                on_pass(key, this_pass, probe_ms)
-    return {key: summary(key) for key in keys}
+        return any(self._unsettled(_fastest(self.timed[key], c), c) for c in self.clocks)
 
 
 def measure_onnx_latency(
