@@ -114,7 +114,7 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from service.supernets.report import build_report, format_report
+    from service.evaluation.report import build_report, format_report
 
     report = build_report(args.family, args.checkpoint, n_random=args.random, seed=args.seed)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
