@@ -91,6 +91,16 @@ def read_listing(listing: str | Path) -> list[ImageSample]:
     return samples
 
 
+def verify_images(samples: Sequence[ImageSample]) -> None:
+    """Open every image's header (PIL `verify`): raise naming the first unreadable file."""
+    for sample in samples:
+        try:
+            with Image.open(sample.path) as opened:
+                opened.verify()
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+            raise ImageFolderError(f"image {sample.path} cannot be read: {error}") from error
+
+
 def load_image(path: Path, size: int) -> torch.Tensor:
     """One image as OFA evaluates it: (3, size, size), normalised."""
     try:
@@ -165,9 +175,13 @@ def split_source(
     calibration_images: int = OFA_CALIBRATION_IMAGES,
     seed: int = 0,
     name: str | None = None,
+    verify: bool = True,
 ) -> ImageSplits:
-    """Calibration and evaluation splits drawn from one source, disjoint, seeded."""
+    """Calibration and evaluation splits drawn from one source, disjoint, seeded; with `verify`
+    every image is opened once now, so an unreadable file fails here and not mid-search."""
     classes, samples = read_source(source)
+    if verify:
+        verify_images(samples)
     if len(samples) < 2:
         raise ImageFolderError(f"{source}: needs at least two images to split, has {len(samples)}")
     n = min(calibration_images, len(samples) - 1)
@@ -186,6 +200,7 @@ def separate_splits(
     calibration_images: int = OFA_CALIBRATION_IMAGES,
     seed: int = 0,
     name: str | None = None,
+    verify: bool = True,
 ) -> ImageSplits:
     """Calibration from one source (e.g. training images; `calibration_images` drawn at random
     as OFA does) and evaluation from another (e.g. the validation set, all of it)."""
@@ -197,6 +212,8 @@ def separate_splits(
             f"{_difference(classes, eval_classes)}"
         )
     drawn = random.Random(seed).sample(cal_samples, min(calibration_images, len(cal_samples)))
+    if verify:
+        verify_images([*drawn, *eval_samples])
     return ImageSplits(
         name or Path(evaluation).name, ImageSet(drawn), ImageSet(eval_samples), eval_classes
     )
