@@ -155,5 +155,8 @@ def test_accuracy_and_recalibration_on_an_image_folder(tmp_path: Path) -> None:
     for a, b in zip(plain.state_dict().values(), recalibrated.state_dict().values(), strict=True):
         if a.is_floating_point():
             torch.testing.assert_close(a, b)
+    again = supernet.build_subnet(config)  # the cached recalibration, as a fresh copy
+    assert again is not recalibrated
+    assert torch.equal(again.first_conv.bn.running_mean, recalibrated.first_conv.bn.running_mean)
     accuracies = supernet.evaluate_accuracy([config, dict(config, resolution=144)])
     assert all(0.0 <= a <= 100.0 for a in accuracies)

@@ -14,6 +14,8 @@ or evaluate sub-networks (random weights only where asked for, as the tests do).
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,7 @@ RESOLUTIONS = {
     "ofa-mbv3-w1.2": tuple(range(160, 225, 16)),
 }
 DEFAULT_CALIBRATION_BATCH = 100
+RECALIBRATED_KEPT = 32
 
 
 class CheckpointError(ValueError):
@@ -132,6 +135,7 @@ class OFAMobileNetV3Supernet:
         self.dataset = data.name if data is not None else "imagenet"
         self.checkpoint_sha256 = checkpoint_sha256
         self.calibration_batch = calibration_batch
+        self._recalibrated: OrderedDict[str, nn.Module] = OrderedDict()
 
     @classmethod
     def random(cls, family: str, seed: int = 0, **kwargs: Any) -> OFAMobileNetV3Supernet:
@@ -211,11 +215,19 @@ class OFAMobileNetV3Supernet:
         """A standalone sub-network with OFA's weight slicing; batch-norm statistics recomputed
         on the calibration split at the sub-network's resolution when one is set (OFA's
         `set_running_statistics`), else the supernet's own."""
-        subnet = self.model.build_static(self.blocks(config))
-        if recalibrate and self.data is not None:
+        if not recalibrate or self.data is None:
+            return self.model.build_static(self.blocks(config)).eval()
+        # Validation builds each network twice (accuracy, then ONNX export): keep the latest
+        # recalibrated ones and hand out copies.
+        digest = self.space.config_hash(self.canonical(config))
+        if digest not in self._recalibrated:
+            subnet = self.model.build_static(self.blocks(config))
             images = self.data.calibration.images(self.resolution(config))
             set_running_statistics(subnet, _batches(images, self.calibration_batch))
-        return subnet.eval()
+            self._recalibrated[digest] = subnet.eval()
+            while len(self._recalibrated) > RECALIBRATED_KEPT:
+                self._recalibrated.popitem(last=False)
+        return copy.deepcopy(self._recalibrated[digest])
 
     def evaluate_accuracy(self, configs: Sequence[Mapping[str, Any]]) -> list[float]:
         if self.data is None:
