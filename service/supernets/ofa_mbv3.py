@@ -223,7 +223,7 @@ class OFAMobileNetV3Supernet:
         if digest not in self._recalibrated:
             subnet = self.model.build_static(self.blocks(config))
             images = self.data.calibration.images(self.resolution(config))
-            set_running_statistics(subnet, _batches(images, self.calibration_batch))
+            set_running_statistics(subnet, in_batches(images, self.calibration_batch))
             self._recalibrated[digest] = subnet.eval()
             while len(self._recalibrated) > RECALIBRATED_KEPT:
                 self._recalibrated.popitem(last=False)
@@ -244,7 +244,7 @@ class OFAMobileNetV3Supernet:
         return out
 
 
-def _batches(images: torch.Tensor, size: int) -> list[torch.Tensor]:
+def in_batches(images: torch.Tensor, size: int) -> list[torch.Tensor]:
     return [images[i : i + size] for i in range(0, len(images), size)]
 
 
@@ -307,7 +307,7 @@ def set_running_statistics(module: nn.Module, batches: Iterable[torch.Tensor]) -
 
 
 def read_ofa_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict of an OFA checkpoint file (`{"state_dict": …}` or bare), keys normalised."""
+    """The state dict of an OFA checkpoint file (`{"state_dict": …}` or bare)."""
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a bad file
@@ -315,10 +315,10 @@ def read_ofa_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {path} holds no state dict of tensors")
-    return normalise_ofa_state_dict(state)
+    return state
 
 
-def load_state(model: OFAMobileNetV3, state: Mapping[str, torch.Tensor]) -> None:
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
     """Strict load that names missing, unexpected and mis-shaped keys."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -327,7 +327,7 @@ def load_state(model: OFAMobileNetV3, state: Mapping[str, torch.Tensor]) -> None
     if missing or unexpected or wrong:
         shapes = [f"{k}: {tuple(state[k].shape)} (expected {tuple(own[k].shape)})" for k in wrong]
         raise CheckpointError(
-            f"checkpoint does not match OFA MobileNetV3 w{model.arch.width_mult}: "
+            f"checkpoint does not match {what}: "
             f"missing {missing[:10]} ({len(missing)}), unexpected {unexpected[:10]} "
             f"({len(unexpected)}), wrong shape {shapes[:10]} ({len(wrong)})"
         )
@@ -344,5 +344,6 @@ def load_ofa_mbv3(
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     model = OFAMobileNetV3(MBv3Arch(WIDTHS[family]))
-    load_state(model, read_ofa_checkpoint(path))
+    state = normalise_ofa_state_dict(read_ofa_checkpoint(path))
+    load_state(model, state, f"OFA MobileNetV3 w{WIDTHS[family]}")
     return OFAMobileNetV3Supernet(family, model, data, checkpoint_sha256=sha256_of(path))

@@ -38,10 +38,17 @@ def _ofa_mbv3(family: str) -> SupernetFactory:
     return factory
 
 
+def _ofa_resnet50(checkpoint: str | None) -> Supernet:
+    from service.supernets.ofa_resnet import load_ofa_resnet50
+
+    return load_ofa_resnet50(checkpoint)
+
+
 BUILTIN_FAMILIES: dict[str, SupernetFactory] = {
     "mbv3-digits": _builtin_mbv3_digits,
     "ofa-mbv3-w1.0": _ofa_mbv3("ofa-mbv3-w1.0"),
     "ofa-mbv3-w1.2": _ofa_mbv3("ofa-mbv3-w1.2"),
+    "ofa-resnet50": _ofa_resnet50,
 }
 
 
