@@ -122,13 +122,19 @@ class OFAMobileNetV3Supernet:
         data: ImageSplits | None = None,
         checkpoint_sha256: str | None = None,
         calibration_batch: int = DEFAULT_CALIBRATION_BATCH,
+        resolutions: Sequence[int] | None = None,
     ) -> None:
+        """`resolutions` restricts the resolution gene (e.g. to the one a latency table has)."""
         if family not in WIDTHS:
             raise ValueError(f"unknown OFA MobileNetV3 family {family!r}; known: {list(WIDTHS)}")
+        trained = RESOLUTIONS[family]
+        chosen = tuple(sorted(resolutions)) if resolutions is not None else trained
+        if not chosen or not set(chosen) <= set(trained):
+            raise ValueError(f"{family} takes resolutions from {list(trained)}, not {resolutions}")
         self.family = family
         self.arch = model.arch if model is not None else MBv3Arch(WIDTHS[family])
         self.space = ofa_search_space(
-            self.arch.kernels, self.arch.expands, self.arch.depths, RESOLUTIONS[family]
+            self.arch.kernels, self.arch.expands, self.arch.depths, chosen
         )
         self._model = model.eval() if model is not None else None
         self.data = data
@@ -335,15 +341,21 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], what: str) -
 
 
 def load_ofa_mbv3(
-    family: str, checkpoint: str | Path | None = None, data: ImageSplits | None = None
+    family: str,
+    checkpoint: str | Path | None = None,
+    data: ImageSplits | None = None,
+    resolutions: Sequence[int] | None = None,
 ) -> OFAMobileNetV3Supernet:
     """The family with OFA's weights from `checkpoint`, or costs/keys only without one."""
     if checkpoint is None:
-        return OFAMobileNetV3Supernet(family, data=data)
+        return OFAMobileNetV3Supernet(family, data=data, resolutions=resolutions)
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     model = OFAMobileNetV3(MBv3Arch(WIDTHS[family]))
     state = normalise_ofa_state_dict(read_ofa_checkpoint(path))
     load_state(model, state, f"OFA MobileNetV3 w{WIDTHS[family]}")
-    return OFAMobileNetV3Supernet(family, model, data, checkpoint_sha256=sha256_of(path))
+    digest = sha256_of(path)
+    return OFAMobileNetV3Supernet(
+        family, model, data, checkpoint_sha256=digest, resolutions=resolutions
+    )
