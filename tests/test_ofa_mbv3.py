@@ -333,3 +333,19 @@ def test_bn_recalibration_of_a_deep_layer_sees_batch_normalised_inputs(
     torch.testing.assert_close(
         last_bn.running_var, x.var((0, 2, 3), unbiased=False), rtol=1e-4, atol=1e-5
     )
+
+
+def test_subnetwork_exports_to_onnx_and_runs_the_same(supernet: OFAMobileNetV3Supernet) -> None:
+    import onnxruntime as ort
+
+    from service.evaluation.onnx_export import export_onnx
+
+    config = dict(supernet.space.sample(np.random.default_rng(9), 1)[0], resolution=128)
+    subnet = supernet.build_subnet(config)
+    x = supernet.example_input(1, config)
+    session = ort.InferenceSession(export_onnx(subnet, x), providers=["CPUExecutionProvider"])
+    (ours,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        reference = subnet(x).numpy()
+    # random weights give logits in the hundreds: compare relative to their scale
+    assert np.abs(ours - reference).max() <= 1e-4 * np.abs(reference).max()

@@ -134,3 +134,15 @@ def test_lut_estimate_reports_missing_keys(
     assert main([*argv, "--configs", str(path)]) == 1
     captured = capsys.readouterr()
     assert "none of the table's 96 keys is an op of ofa-mbv3-w1.0" in captured.err
+
+
+def test_cost_works_for_the_gene_form_of_any_family(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.supernets.registry import load_supernet
+
+    supernet = load_supernet("mbv3-digits")
+    path = _write_lines(tmp_path / "configs.jsonl", [supernet.space.smallest()])
+    assert main(["supernet", "cost", "mbv3-digits", "--configs", str(path)]) == 0
+    (row,) = _rows(capsys)
+    assert row["macs"] == supernet.macs(supernet.space.smallest()) and "ofa" not in row
