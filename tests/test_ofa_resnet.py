@@ -189,3 +189,28 @@ def test_layer_keys_cover_the_space_and_weights_are_needed_to_build() -> None:
         assert set(supernet.layer_keys(config)) <= keys
     with pytest.raises(CheckpointError, match="without a checkpoint"):
         supernet.build_subnet(space.smallest())
+
+
+def test_accuracy_with_recalibration_on_an_image_folder(
+    supernet: OFAResNet50Supernet, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from service.supernets.image_folder import split_source
+    from service.supernets.ofa_mbv3 import set_running_statistics
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.new("RGB", (40 + i, 36), (40 * i, 90, 200)).save(tmp_path / name / f"{i}.png")
+    splits = split_source(tmp_path, calibration_images=2)
+    with_data = OFAResNet50Supernet(supernet.model, data=splits)
+    config = dict(supernet.space.smallest(), resolution=128)
+    expected = supernet.build_subnet(config)
+    set_running_statistics(expected, [splits.calibration.images(128)])
+    got = with_data.build_subnet(config)
+    torch.testing.assert_close(
+        got.blocks[0].conv2.bn.running_var, expected.blocks[0].conv2.bn.running_var
+    )
+    (accuracy,) = with_data.evaluate_accuracy([config])
+    assert 0.0 <= accuracy <= 100.0
