@@ -1,4 +1,5 @@
-"""`hwnas lut build | show`: profile a supernet's ops into a LUT, or summarise a table file."""
+"""`hwnas lut build | show | estimate`: profile a supernet's ops into a LUT, summarise a table
+file, or estimate configs' latency from one."""
 
 from __future__ import annotations
 
@@ -42,6 +43,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--supernet", default=None, help="report coverage of this family's ops")
     show.add_argument("--device", default="unknown", help="device name for .csv/.yaml")
     show.set_defaults(handler=_show)
+
+    estimate = commands.add_parser(
+        "estimate",
+        help="latency of configs from a table (.json, .csv, OFA .yaml): one JSON line per config "
+        "with latency_ms (null when keys are missing) and missing_keys; exit 1 if any are",
+    )
+    estimate.add_argument("--family", required=True, help="supernet family, e.g. ofa-mbv3-w1.2")
+    estimate.add_argument("--table", type=Path, required=True)
+    estimate.add_argument("--configs", type=Path, required=True, help="JSON configs, one a line")
+    estimate.add_argument("--device", default="unknown", help="device name for .csv/.yaml")
+    estimate.add_argument(
+        "--statistic", choices=("mean", "median", "p90"), default="median", help="mean if absent"
+    )
+    estimate.set_defaults(handler=_estimate)
 
 
 def _supernet(family: str, checkpoint: str | None, random_weights: bool) -> Any:
@@ -112,3 +127,37 @@ def _show(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    from latency_tables import LatencyTableError, load_table_file
+    from service.cli.supernet import ConfigLinesError, config_fields, read_config_lines
+    from service.supernets.registry import load_supernet
+
+    supernet = load_supernet(args.family)
+    try:
+        configs = read_config_lines(args.configs, supernet)
+        table = load_table_file(
+            args.table, device=args.device, descriptor={"runtime": "unknown"}, family=args.family
+        ).table
+    except (ConfigLinesError, LatencyTableError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    known = getattr(supernet, "all_layer_keys", None)
+    if callable(known) and not set(known()) & set(table.entries):
+        print(
+            f"warning: none of the table's {len(table.entries)} keys is an op of {args.family} "
+            "(a table for another width, space or resolution?)",
+            file=sys.stderr,
+        )
+    incomplete = 0
+    for number, config in configs:
+        keys = supernet.layer_keys(config)
+        missing = sorted(set(table.missing_keys(keys)))
+        latency = (
+            None if missing else sum(table.entries[k].latency_ms(args.statistic) for k in keys)
+        )
+        incomplete += bool(missing)
+        row = {"line": number, "latency_ms": latency, "missing_keys": missing}
+        print(json.dumps({**row, **config_fields(supernet, config)}))
+    return 1 if incomplete else 0

@@ -1,10 +1,12 @@
-"""`hwnas supernet train | report`: reproduce the built-in checkpoint and describe a supernet."""
+"""`hwnas supernet train | baseline | report | cost`: reproduce the built-in checkpoint, describe a
+supernet, or count the exact costs of configs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.set_defaults(handler=_report)
+
+    cost = commands.add_parser(
+        "cost",
+        help="exact MACs and params of configs: one JSON config a line in (OFA form "
+        '{"ks", "e", "d", "r"} or gene form), one JSON line per config out',
+    )
+    cost.add_argument("family", help="supernet family, e.g. ofa-mbv3-w1.0")
+    cost.add_argument("--configs", type=Path, required=True, help="JSON configs, one a line")
+    cost.add_argument("--checkpoint", default=None, help="weights (costs do not depend on them)")
+    cost.set_defaults(handler=_cost)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -118,4 +130,53 @@ def _report(args: argparse.Namespace) -> int:
 
     report = build_report(args.family, args.checkpoint, n_random=args.random, seed=args.seed)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+class ConfigLinesError(ValueError):
+    pass
+
+
+def read_config_lines(path: Path, supernet: Any) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, canonical config) of every non-blank line of a JSON-lines file; raises
+    `ConfigLinesError` naming the first bad line."""
+    if not path.is_file():
+        raise ConfigLinesError(f"{path}: no such file")
+    out: list[tuple[int, dict[str, Any]]] = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            config = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ConfigLinesError(f"{path}: line {number}: invalid JSON: {error.msg}") from error
+        if not isinstance(config, dict):
+            raise ConfigLinesError(f"{path}: line {number}: expected a JSON object")
+        try:
+            out.append((number, dict(supernet.canonical(config))))
+        except ValueError as error:
+            raise ConfigLinesError(f"{path}: line {number}: {error}") from error
+    return out
+
+
+def config_fields(supernet: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """The config's hash and gene form, plus OFA form where the family has one."""
+    fields: dict[str, Any] = {"config_hash": supernet.space.config_hash(config), "config": config}
+    if hasattr(supernet, "to_ofa"):
+        fields["ofa"] = supernet.to_ofa(config)
+    return fields
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from service.supernets.registry import load_supernet
+
+    supernet = load_supernet(args.family, args.checkpoint)
+    try:
+        configs = read_config_lines(args.configs, supernet)
+    except ConfigLinesError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for number, config in configs:
+        row = {"line": number, "macs": supernet.macs(config), "params": supernet.params(config)}
+        print(json.dumps({**row, **config_fields(supernet, config)}))
     return 0

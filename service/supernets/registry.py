@@ -26,7 +26,30 @@ def _builtin_mbv3_digits(checkpoint: str | None) -> Supernet:
     return load_mbv3_digits(checkpoint)
 
 
-BUILTIN_FAMILIES: dict[str, SupernetFactory] = {"mbv3-digits": _builtin_mbv3_digits}
+def _ofa_mbv3(family: str) -> SupernetFactory:
+    """OFA's MobileNetV3 supernets: with OFA's checkpoint they build and evaluate sub-networks;
+    without one they answer costs and latency-table keys only (see docs/supernets.md)."""
+
+    def factory(checkpoint: str | None) -> Supernet:
+        from service.supernets.ofa_mbv3 import load_ofa_mbv3
+
+        return load_ofa_mbv3(family, checkpoint)
+
+    return factory
+
+
+def _ofa_resnet50(checkpoint: str | None) -> Supernet:
+    from service.supernets.ofa_resnet import load_ofa_resnet50
+
+    return load_ofa_resnet50(checkpoint)
+
+
+BUILTIN_FAMILIES: dict[str, SupernetFactory] = {
+    "mbv3-digits": _builtin_mbv3_digits,
+    "ofa-mbv3-w1.0": _ofa_mbv3("ofa-mbv3-w1.0"),
+    "ofa-mbv3-w1.2": _ofa_mbv3("ofa-mbv3-w1.2"),
+    "ofa-resnet50": _ofa_resnet50,
+}
 
 
 def available_families() -> dict[str, SupernetFactory]:
