@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api import agents, devices, health, jobs, latency_tables, supernets
+from service.api import agents, dashboard, devices, health, jobs, latency_tables, supernets
 from service.config import Settings
 from service.db.engine import check_schema_current, make_engine, make_session_factory
 from service.errors import DomainError
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(latency_tables.router)
     app.include_router(agents.router)
+    dashboard.install(app)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

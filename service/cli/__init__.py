@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "service.cli.lut",
     "service.cli.search",
     "service.cli.agent",
+    "service.cli.client_commands",
 )
 
 

@@ -1,8 +1,9 @@
 """`hwnas demo`: the whole product end to end over real HTTP on a throwaway SQLite service.
 
-Starts `hwnas serve` as a subprocess, registers the built-in supernet and the host device,
-submits accuracy:max vs latency@host:min under a MACs constraint, shows progress while polling,
-then prints the Pareto front and writes it as CSV and a PNG plot.
+Starts `hwnas serve` as a subprocess and, through `service.client`, registers the built-in
+supernet and the host device, submits accuracy:max vs latency@host:min under a MACs constraint,
+shows a progress bar (the dashboard at the server's `/` shows the job live), then prints the
+Pareto front and writes it as CSV and a PNG plot.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from service.api.schemas.catalog import SupernetDetailOut
+from service.client import Client, HwnasError, Job
 
 SUPERNET_NAME = "mbv3-digits"
 HOST_DEVICE = "host"
@@ -38,28 +40,18 @@ def start_server(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[
         return subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
 
-def wait_healthy(client: httpx.Client, server: subprocess.Popen[bytes], timeout_s: float) -> None:
+def wait_healthy(client: Client, server: subprocess.Popen[bytes], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"server exited with status {server.returncode}")
         try:
-            if client.get("/health").status_code == 200:
-                return
-        except httpx.TransportError:
+            client.health()
+            return
+        except HwnasError:
             pass
         time.sleep(0.3)
     raise TimeoutError(f"server not healthy after {timeout_s:.0f} s")
-
-
-def ensure(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST `body`, or find the existing resource of that name when it is already there."""
-    response = client.post(path, json=body)
-    if response.status_code == 409:
-        existing = [r for r in client.get(path).json() if r["name"] == body["name"]]
-        return dict(existing[0])
-    response.raise_for_status()
-    return dict(response.json())
 
 
 def run_demo(
@@ -78,7 +70,7 @@ def run_demo(
     server = start_server(data_dir, port, out_dir / "server.log")
     print(f"service starting on http://127.0.0.1:{port} (data in {data_dir}, log in {out_dir})")
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+        with Client(f"http://127.0.0.1:{port}") as client:
             wait_healthy(client, server, 120)
             return _search(client, budget, out_dir, macs_max, timeout_s, checkpoint)
     finally:
@@ -92,64 +84,49 @@ def run_demo(
 
 
 def _search(
-    client: httpx.Client,
+    client: Client,
     budget: int,
     out_dir: Path,
     macs_max: float | None,
     timeout_s: float,
     checkpoint: str | None,
 ) -> int:
-    registration = {"name": SUPERNET_NAME, "family": "mbv3-digits", "checkpoint": checkpoint}
-    supernet = ensure(client, "/v1/supernets", registration)
-    supernet = client.get(f"/v1/supernets/{supernet['id']}").json()
-    ensure(client, "/v1/devices", {"name": HOST_DEVICE, "kind": "host", "descriptor": {}})
-    low, high = supernet["exact_ranges"]["macs"]
+    supernet = _supernet(client, checkpoint)
+    if HOST_DEVICE not in {d.name for d in client.devices()}:
+        client.register_device(HOST_DEVICE, "host")
+    low, high = supernet.exact_ranges["macs"]
     macs_max = macs_max or round(low + 0.6 * (high - low), -3)
-    request = {
-        "supernet": SUPERNET_NAME,
-        "objectives": ["accuracy:max", f"latency@{HOST_DEVICE}:min"],
-        "constraints": [f"macs<={macs_max:g}"],
-        "budget": budget,
-        "seed": 0,
-    }
+    objectives = ["accuracy:max", f"latency@{HOST_DEVICE}:min"]
+    constraints = [f"macs<={macs_max:g}"]
     print(
-        f"search space: {supernet['n_genes']} genes, 10^{supernet['log10_size']:.1f} networks; "
+        f"search space: {supernet.n_genes} genes, 10^{supernet.log10_size:.1f} networks; "
         f"MACs {low:,.0f}..{high:,.0f}"
     )
-    response = client.post("/v1/jobs", json=request)
-    response.raise_for_status()
-    location = response.headers["Location"]
-    print(f"submitted {location}: {request['objectives']} subject to {request['constraints']}")
-    job = _follow(client, location, timeout_s)
-    if job["status"] != "succeeded":
-        print(f"job ended {job['status']}: {job['error']}")
+    job = client.submit_job(SUPERNET_NAME, objectives, constraints, budget, seed=0)
+    print(f"submitted {job.path}: {objectives} subject to {constraints}")
+    print(f"watch it at {client.server}/#/jobs/{job.id}")
+    try:
+        final = job.wait(progress=True, poll_s=2, timeout_s=timeout_s)
+    except TimeoutError:
+        job.cancel()
+        raise TimeoutError(f"job did not finish within {timeout_s:.0f} s; cancelled it") from None
+    if final.status != "succeeded":
+        print(f"job ended {final.status}: {final.error}")
         return 1
-    pareto = client.get(f"{location}/pareto").json()
+    pareto = job.pareto().model_dump(mode="json")
     _print_front(pareto)
-    _write_outputs(client, location, pareto, out_dir)
+    _write_outputs(job, pareto, out_dir)
     return 0
 
 
-def _follow(client: httpx.Client, location: str, timeout_s: float) -> dict[str, Any]:
-    started, shown, shown_at = time.monotonic(), -1, 0.0
-    while True:
-        job = dict(client.get(location).json())
-        iterations = job["iterations"]
-        if len(iterations) != shown or time.monotonic() - shown_at > 20:
-            shown, shown_at = len(iterations), time.monotonic()
-            last = iterations[-1] if iterations else None
-            hv = f"HV {last['hypervolume']:.4f}, front {last['front_size']}" if last else "starting"
-            print(
-                f"[{time.monotonic() - started:6.1f} s] {job['status']:<9} "
-                f"{job['validations_used']:>3}/{job['budget']} validations, {hv}",
-                flush=True,
-            )
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        if time.monotonic() - started > timeout_s:
-            client.post(f"{location}/cancel")
-            raise TimeoutError(f"job did not finish within {timeout_s:.0f} s; cancelled it")
-        time.sleep(2)
+def _supernet(client: Client, checkpoint: str | None) -> SupernetDetailOut:
+    """The built-in supernet, registered unless it already is."""
+    try:
+        return client.register_supernet(SUPERNET_NAME, "mbv3-digits", checkpoint)
+    except HwnasError as exc:
+        if exc.error != "conflict":
+            raise
+        return client.supernet(SUPERNET_NAME)
 
 
 COLUMNS = ("accuracy", "latency@host", "macs", "params")
@@ -169,9 +146,7 @@ def _print_front(pareto: dict[str, Any]) -> None:
         )
 
 
-def _write_outputs(
-    client: httpx.Client, location: str, pareto: dict[str, Any], out_dir: Path
-) -> None:
+def _write_outputs(job: Job, pareto: dict[str, Any], out_dir: Path) -> None:
     front_csv = out_dir / "pareto.csv"
     with front_csv.open("w", newline="") as stream:
         writer = csv.writer(stream)
@@ -186,10 +161,8 @@ def _write_outputs(
                     point["config"],
                 ]
             )
-    export = client.get(f"{location}/export", params={"format": "json"}).json()
-    (out_dir / "candidates.csv").write_text(
-        client.get(f"{location}/export", params={"format": "csv"}).text
-    )
+    export = job.export("json")
+    (out_dir / "candidates.csv").write_text(job.export("csv"))
     _plot(export["candidates"], pareto["points"], pareto["constraints"], out_dir / "pareto.png")
     print(f"\nwrote {front_csv}, {out_dir / 'candidates.csv'} and {out_dir / 'pareto.png'}")
 

@@ -1,0 +1,53 @@
+"""The browser dashboard at `/` and its two read-only helpers under `/v1/dashboard`.
+
+`GET /` serves the single page (`service/dashboard/static/index.html`), its scripts under
+`/dashboard/static/`. The page reads the documented API; what it cannot read there in bounded size
+(a 100,000-candidate job's cloud of points) comes from `GET /v1/dashboard/jobs/{id}/plot`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from service.api.deps import SessionDep
+from service.dashboard import STATIC_DIR
+from service.jobs import sampling
+from service.jobs.views import CandidateOut
+
+router = APIRouter(prefix="/v1/dashboard", tags=["dashboard"])
+pages = APIRouter(include_in_schema=False)
+
+
+@router.get("/jobs/{job_id}/plot", response_model=sampling.PlotOut)
+def job_plot(
+    job_id: int,
+    session: SessionDep,
+    sample: Annotated[
+        int,
+        Query(ge=0, le=sampling.MAX_SAMPLE, description="Most non-front candidates to send"),
+    ] = sampling.DEFAULT_SAMPLE,
+) -> sampling.PlotOut:
+    """The front in full (configs, metric sources) and a seeded sample of the other points."""
+    return sampling.job_plot(session, job_id, sample)
+
+
+@router.get("/jobs/{job_id}/candidates/{candidate_id}", response_model=CandidateOut)
+def job_candidate(job_id: int, candidate_id: int, session: SessionDep) -> CandidateOut:
+    """One candidate with its config and the source of every metric."""
+    return sampling.one_candidate(session, job_id, candidate_id)
+
+
+@pages.get("/")
+def index() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def install(app: FastAPI) -> None:
+    """Mount the page, its static files and the dashboard's read routes on `app`."""
+    app.include_router(router)
+    app.include_router(pages)
+    app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
