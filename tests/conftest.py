@@ -1,16 +1,23 @@
-"""Shared fixtures: databases built with the real `alembic upgrade head` (SQLite and PostgreSQL)."""
+"""Shared fixtures: databases built with the real `alembic upgrade head` (SQLite and PostgreSQL),
+sessions on them, and the API in process (`api_client`) for tests that need no real server."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
+import factories
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.engine import upgrade_database
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 POSTGRES_URL = os.environ.get(
     "HWNAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -58,6 +65,39 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Each migrated database kind in turn."""
     fixture = "migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url"
     return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def session_factory(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on each migrated database kind in turn."""
+    with factories.session_factory(database_url) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def api_settings() -> dict[str, Any]:
+    """Settings for `api_client` beyond the defaults; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def api_client(
+    tmp_path_factory: pytest.TempPathFactory, api_settings: dict[str, Any]
+) -> Iterator[TestClient]:
+    """The API in this process (FastAPI's TestClient, no uvicorn, no worker) on a fresh migrated
+    SQLite database, shared by the tests of one module; `api_client.app.state.session_factory`
+    reads what the requests stored. End-to-end tests use `service_processes.Server` instead."""
+    from fastapi.testclient import TestClient  # imported here: the app loads the whole service
+
+    from service.app import create_app
+    from service.config import Settings
+
+    data_dir = tmp_path_factory.mktemp("api")
+    url = f"sqlite:///{data_dir}/hwnas.db"
+    upgrade_database(url)
+    settings = Settings(data_dir=data_dir, database_url=url, embedded_worker=False, **api_settings)
+    with TestClient(create_app(settings)) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
