@@ -61,6 +61,14 @@ def migrated_postgres_url(postgres_url: str) -> str:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest) -> str:
+    """Each database kind in turn, empty (no migration applied)."""
+    return str(
+        request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> str:
     """Each migrated database kind in turn."""
     fixture = "migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url"

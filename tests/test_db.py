@@ -40,13 +40,6 @@ def test_the_table_list_is_every_table_of_the_models() -> None:
     assert set(Base.metadata.tables) == TABLES
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_url(request: pytest.FixtureRequest) -> str:
-    return str(
-        request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    )
-
-
 def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
     upgrade_database(empty_url)
     engine = make_engine(empty_url)
