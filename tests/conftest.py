@@ -1,11 +1,18 @@
 """Shared fixtures: databases built with the real `alembic upgrade head` (SQLite and PostgreSQL),
-sessions on them, and the API in process (`api_client`) for tests that need no real server."""
+sessions on them, and the API in process (`api_client`) for tests that need no real server.
+
+Each test gets its own migrated database, copied from one migrated once per test session (a file
+copy on SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL); the migrations themselves are tested
+from empty databases (`empty_url`) in test_db and test_migrations."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import factories
@@ -35,29 +42,58 @@ def sqlite_url(tmp_path: os.PathLike[str]) -> str:
     return f"sqlite:///{tmp_path}/hwnas.db"
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("migrated") / "hwnas.db"
+    upgrade_database(f"sqlite:///{path}")  # its engine is disposed: no WAL left beside the file
+    return path
+
+
 @pytest.fixture
-def migrated_sqlite_url(sqlite_url: str) -> str:
-    upgrade_database(sqlite_url)
+def migrated_sqlite_url(sqlite_url: str, _migrated_sqlite_file: Path) -> str:
+    """A SQLite file at the migrations' head."""
+    shutil.copyfile(_migrated_sqlite_file, sqlite_url.removeprefix("sqlite:///"))
     return sqlite_url
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database; fails (never skips) when the server is unreachable."""
+@contextmanager
+def _postgres_database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (empty, or a copy of `template`), dropped afterwards; fails
+    (never skips) when the server is unreachable."""
     name = f"hwnas_test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield name
     finally:
         with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _postgres_url_of(name: str) -> str:
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture
-def migrated_postgres_url(postgres_url: str) -> str:
-    upgrade_database(postgres_url)
-    return postgres_url
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database; fails (never skips) when the server is unreachable."""
+    with _postgres_database() as name:
+        yield _postgres_url_of(name)
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgres_template() -> Iterator[str]:
+    with _postgres_database() as name:
+        upgrade_database(_postgres_url_of(name))  # alembic's engine is gone: copyable
+        yield name
+
+
+@pytest.fixture
+def migrated_postgres_url(_migrated_postgres_template: str) -> Iterator[str]:
+    """A PostgreSQL database at the migrations' head."""
+    with _postgres_database(template=_migrated_postgres_template) as name:
+        yield _postgres_url_of(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
