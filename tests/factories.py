@@ -78,24 +78,28 @@ def job(
 def candidate(
     session: Session,
     job_id: int,
-    config: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
+    predicted: Sequence[str] = (),
+    pareto_role: str | None = None,
     iteration: int = 0,
-    origin: str = "initial",
+    origin: str = "search",
 ) -> Candidate:
-    """A candidate of `job_id` with measured `metrics` (name → value, device-free names)."""
-    config = dict(config or {"serial": next(_serial)})
+    """A stored candidate of `job_id` with its `metrics` (full names, e.g. `latency@host`), all
+    measured but those named in `predicted` (LUT estimates)."""
+    serial = next(_serial)
     row = Candidate(
         job_id=job_id,
-        config=config,
-        config_hash=unique("hash"),
+        config={"serial": serial},
+        config_hash=f"{serial:064x}",
         iteration=iteration,
         origin=origin,
+        pareto_role=pareto_role,
     )
     session.add(row)
     session.flush()
     for metric, value in (metrics or {}).items():
-        session.add(MetricValue(candidate_id=row.id, metric=metric, value=value, source="measured"))
+        source = "predicted" if metric in predicted else "measured"
+        session.add(MetricValue(candidate_id=row.id, metric=metric, value=value, source=source))
     session.flush()
     return row
 

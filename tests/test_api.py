@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import factories
 import pytest
 from fastapi.testclient import TestClient
 from service_processes import FAST_HOST
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from service.app import create_app
 from service.cli import main as hwnas_main
 from service.config import Settings
-from service.db.engine import Base, SchemaOutOfDateError, upgrade_database
+from service.db.engine import Base, SchemaOutOfDateError, transaction, upgrade_database
 from service.search.spec import DEFAULT_PREDICTORS
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"
@@ -100,6 +101,44 @@ def test_hypervolume_bounds_default_to_exact_ranges_and_can_be_given(api: TestCl
     spec = api.get(response.headers["Location"]).json()["spec"]
     assert spec["hv_bounds"] == {"accuracy": [80.0, 100.0], "macs": ranges["macs"]}
     api.post(f"{response.headers['Location']}/cancel")
+
+
+def test_candidates_page_in_order_and_the_front_sorts_by_the_first_objective(
+    api: TestClient,
+) -> None:
+    [supernet] = api.get("/v1/supernets").json()
+    spec = {"objectives": ["accuracy:max", "latency@host:min"], "constraints": [], "budget": 3}
+    latencies = {"latency@phone": 2.5, "latency@npu": 0.5}
+    with transaction(api.app.state.session_factory) as session:  # type: ignore[attr-defined]
+        job = factories.job(session, supernet["id"], budget=3, spec=spec)
+        ids = [
+            factories.candidate(
+                session,
+                job.id,
+                {"accuracy": accuracy, "latency@host": latency, **latencies},
+                predicted=["latency@npu"],
+                pareto_role=role,
+            ).id
+            for accuracy, latency, role in (
+                (90.0, 1.0, "front"),
+                (95.0, 2.0, "front"),
+                (80.0, 3.0, None),
+            )
+        ]
+    first = api.get(f"/v1/jobs/{job.id}/candidates", params={"limit": 2}).json()
+    assert [c["id"] for c in first["items"]] == ids[:2] and first["next_after"] == ids[1]
+    rest = api.get(f"/v1/jobs/{job.id}/candidates", params={"after": ids[1]}).json()
+    assert [c["id"] for c in rest["items"]] == ids[2:] and rest["next_after"] is None
+    pareto = api.get(f"/v1/jobs/{job.id}/pareto").json()
+    assert [p["id"] for p in pareto["points"]] == [ids[1], ids[0]]  # accuracy first, max
+    assert (pareto["feasible"], pareto["closest"]) == (True, [])
+    metrics = pareto["points"][0]["metrics"]
+    assert {name: (m["device"], m["source"], m["method"]) for name, m in metrics.items()} == {
+        "accuracy": (None, "measured", None),
+        "latency@host": ("host", "measured", "host"),
+        "latency@phone": ("phone", "measured", "agent"),
+        "latency@npu": ("npu", "predicted", "lut"),
+    }
 
 
 GOOD_JOB: dict[str, Any] = {"supernet": "digits", "objectives": ["accuracy:max"], "budget": 5}
