@@ -102,12 +102,25 @@ def _random_job_with_a_worker(
     return factory, job_id, env, worker
 
 
+# 2 validations a batch: the first worker is stopped long before it could spend all of these
+BUDGET_LEFT_UNFINISHED = 30
+LEFT_FOR_THE_SECOND = 4  # two batches: once handed back, the budget is cut to this much more
+
+
+def _cut_budget(factory: sessionmaker[Session], job_id: int, budget: int) -> None:
+    """Give the job of a stopped worker a smaller budget (row and spec), so the next worker's
+    share of the work does not depend on how far the stopped one got."""
+    with transaction(factory) as session:
+        job = queue.get_job(session, job_id)
+        job.budget, job.spec = budget, {**job.spec, "budget": budget}
+
+
 @pytest.mark.postgres
 def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
     migrated_postgres_url: str, random_checkpoint: str, tmp_path: Path
 ) -> None:
     factory, job_id, env, first = _random_job_with_a_worker(
-        migrated_postgres_url, random_checkpoint, tmp_path, budget=6
+        migrated_postgres_url, random_checkpoint, tmp_path, budget=BUDGET_LEFT_UNFINISHED
     )
     try:
         first.send_signal(signal.SIGKILL)
@@ -117,6 +130,9 @@ def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
     before = _candidates(factory, job_id)
     held = _job(factory, job_id)
     assert before and (held.status, _pid(held.worker_id)) == ("running", first.pid)
+    assert BUDGET_LEFT_UNFINISHED > len(before) == held.validations_used >= 2
+    budget = held.validations_used + LEFT_FOR_THE_SECOND
+    _cut_budget(factory, job_id, budget)
     _age_heartbeat(factory, job_id)  # the dead worker's heartbeat is stale: reapable now
     second = hwnas(["worker"], env, tmp_path / "second.log")
     try:
@@ -134,12 +150,12 @@ def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
         second.wait(timeout=30)
     job = _job(factory, job_id)
     # claimed twice: by the killed worker, then, once reaped, by the second one
-    assert (job.status, job.attempts, job.validations_used) == ("succeeded", 2, 6)
+    assert (job.status, job.attempts, job.validations_used) == ("succeeded", 2, budget)
     assert _pid(job.worker_id) == second.pid
     after = _candidates(factory, job_id)
     assert after[: len(before)] == before, "candidates stored before the crash must survive"
     hashes = [h for _, h, _ in after]
-    assert len(hashes) == len(set(hashes)) == 6
+    assert len(hashes) == len(set(hashes)) == budget
     with transaction(factory) as session:
         cached = session.scalars(
             select(EvaluationCacheEntry.config_hash).where(
@@ -153,20 +169,6 @@ def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
         ).all()
     assert sorted(cached) == sorted(hashes)
     assert list(iterations) == list(range(len(iterations)))
-
-
-# 2 validations a batch: the first worker is stopped long before it could spend all of these
-BUDGET_LEFT_UNFINISHED = 30
-LEFT_FOR_THE_SECOND = 4  # two batches: once handed back, the budget is cut to this much more
-
-
-def _cut_budget(factory: sessionmaker[Session], job_id: int, budget: int) -> None:
-    """Give the queued job a smaller budget (row and spec), so the next worker's share of the
-    work does not depend on how far the stopped one got."""
-    with transaction(factory) as session:
-        job = queue.get_job(session, job_id)
-        assert job.status == "queued"
-        job.budget, job.spec = budget, {**job.spec, "budget": budget}
 
 
 @pytest.mark.postgres
