@@ -122,12 +122,13 @@ def test_agent_measures_a_search_and_a_killed_agent_loses_nothing(
     agents = [first]
     try:
         wait_for(lambda: leased_by("agent-a"), 240, "agent-a to lease", 0.05)
+        # agent-b starts up while agent-a dies; it cannot take agent-a's lease before it expires
+        agents.append(_agent(server, "agent-b", tmp_path / "agent-b.log"))
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         killed_task = leased_by("agent-a")  # what it held when it died, read after the kill
         assert killed_task is not None, "agent-a was killed between two tasks; kill it mid-task"
         _expire_leases_of(factory, "agent-a")
-        agents.append(_agent(server, "agent-b", tmp_path / "agent-b.log"))
 
         def finished() -> dict[str, Any] | None:
             job = client.get(location).json()
