@@ -54,6 +54,9 @@ class Server:
     def __init__(self, env: dict[str, str], log_path: Path, worker: bool = True) -> None:
         self.port = free_port()
         self.log_path = log_path
+        self.data_dir = Path(env["HWNAS_DATA_DIR"])
+        # the database it serves, for tests that read what a request stored
+        self.database_url = env.get("HWNAS_DATABASE_URL") or f"sqlite:///{self.data_dir}/hwnas.db"
         args = ["serve", "--port", str(self.port)] + ([] if worker else ["--no-worker"])
         self.process = hwnas(args, env, log_path)
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=120)

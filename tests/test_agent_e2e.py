@@ -10,13 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import factories
 import pytest
 from service_processes import Server, hwnas, service_env, wait_for
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from latency_tables.shipped import lut_path
 from service.agent.device_agent import DeviceAgent
-from service.db.engine import make_engine, make_session_factory, transaction
+from service.db.engine import transaction
 from service.db.models import LatencyMeasurement, MeasurementTask
 from service.latency.tasks import enqueue
 from service.supernets.elastic_mbv3 import ArchSpec
@@ -42,12 +44,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> 
     env = service_env(
         tmp_path,
         agent_token=TOKEN,
-        agent_lease_s="5",
+        agent_lease_s="600",  # leases run out only when a test says so (`_expire_leases_of`)
         poll_interval_s="0.3",
         heartbeat_interval_s="0.5",
     )
     server = Server(env, tmp_path / "server.log")
-    server.data_dir = tmp_path  # type: ignore[attr-defined]
     try:
         client = server.client
         body = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
@@ -61,20 +62,32 @@ def server(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> 
         server.stop()
 
 
-def _session_factory(server: Server) -> Any:
-    engine = make_engine(f"sqlite:///{server.data_dir}/hwnas.db")  # type: ignore[attr-defined]
-    return make_session_factory(engine)
+@pytest.fixture(scope="module")
+def factory(server: Server) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the server's database: what the requests stored."""
+    with factories.session_factory(server.database_url) as sessions:
+        yield sessions
+
+
+def _expire_leases_of(factory: sessionmaker[Session], agent_id: str) -> None:
+    """The leases `agent_id` holds ran out a minute ago, by the database clock."""
+    with transaction(factory) as session:
+        session.execute(
+            update(MeasurementTask)
+            .where(MeasurementTask.status == "leased", MeasurementTask.agent_id == agent_id)
+            .values(lease_expires_at=factories.db_clock(session, -60))
+        )
 
 
 def _agent(server: Server, agent_id: str, log: Path) -> subprocess.Popen[bytes]:
     args = ["agent", "--server", f"http://127.0.0.1:{server.port}", "--device", "edge"]
     args += ["--agent-id", agent_id, "--poll-s", "0.3"]
-    env = service_env(server.data_dir, agent_token=TOKEN)  # type: ignore[attr-defined]
+    env = service_env(server.data_dir, agent_token=TOKEN)
     return hwnas(args, env, log)
 
 
 def test_agent_measures_a_search_and_a_killed_agent_loses_nothing(
-    server: Server, tmp_path: Path
+    server: Server, factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
     client = server.client
     # edge also has a latency table: its estimate is stored beside every measurement
@@ -97,8 +110,6 @@ def test_agent_measures_a_search_and_a_killed_agent_loses_nothing(
     location = submitted.headers["Location"]
     assert submitted.json()["spec"]["latency_sources"] == {"edge": "measured"}
 
-    factory = _session_factory(server)
-
     def leased_by(agent_id: str) -> int | None:
         with transaction(factory) as session:
             return session.scalar(
@@ -110,10 +121,14 @@ def test_agent_measures_a_search_and_a_killed_agent_loses_nothing(
     first = _agent(server, "agent-a", tmp_path / "agent-a.log")
     agents = [first]
     try:
-        killed_task = wait_for(lambda: leased_by("agent-a"), 240, "agent-a to lease", 0.05)
+        wait_for(lambda: leased_by("agent-a"), 240, "agent-a to lease", 0.05)
+        # agent-b starts up while agent-a dies; it cannot take agent-a's lease before it expires
+        agents.append(_agent(server, "agent-b", tmp_path / "agent-b.log"))
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-        agents.append(_agent(server, "agent-b", tmp_path / "agent-b.log"))
+        killed_task = leased_by("agent-a")  # what it held when it died, read after the kill
+        assert killed_task is not None, "agent-a was killed between two tasks; kill it mid-task"
+        _expire_leases_of(factory, "agent-a")
 
         def finished() -> dict[str, Any] | None:
             job = client.get(location).json()
@@ -165,9 +180,8 @@ def test_agent_measures_a_search_and_a_killed_agent_loses_nothing(
     assert {p["metrics"]["latency@edge"]["method"] for p in pareto["points"]} == {"agent"}
 
 
-def _leased_task(server: Server) -> int:
+def _leased_task(server: Server, factory: sessionmaker[Session]) -> int:
     """A task queued straight into the server's database and claimed over HTTP."""
-    factory = _session_factory(server)
     with transaction(factory) as session:
         ids = enqueue(session, 1, 1, None, {uuid.uuid4().hex: {"x": 1}}, [1, 32, 32], 8)
     [task_id] = ids.values()
@@ -179,9 +193,9 @@ def _leased_task(server: Server) -> int:
     return int(task_id)
 
 
-def _task_row(server: Server, task_id: int) -> tuple[str, Any, int]:
+def _task_row(factory: sessionmaker[Session], task_id: int) -> tuple[str, Any, int]:
     """The task's status and stats, and how many latency measurements are stored in all."""
-    with transaction(_session_factory(server)) as session:
+    with transaction(factory) as session:
         task = session.get(MeasurementTask, task_id)
         count = session.scalar(select(func.count()).select_from(LatencyMeasurement))
         assert task is not None
@@ -205,10 +219,15 @@ GOOD = {"median_ms": 2.0, "p90_ms": 2.5, "mean_ms": 2.1, "std_ms": 0.2, "cv": 0.
     ],
 )
 def test_bad_agent_results_are_refused_and_change_nothing(
-    server: Server, body: dict[str, Any], headers: dict[str, str], status: int, code: str
+    server: Server,
+    factory: sessionmaker[Session],
+    body: dict[str, Any],
+    headers: dict[str, str],
+    status: int,
+    code: str,
 ) -> None:
-    task_id = _leased_task(server)
-    before = _task_row(server, task_id)
+    task_id = _leased_task(server, factory)
+    before = _task_row(factory, task_id)
     posted = server.client.post(
         f"/v1/tasks/{task_id}/result",
         content=_json({"agent_id": "probe", "runtime": {}, **body}),
@@ -216,13 +235,15 @@ def test_bad_agent_results_are_refused_and_change_nothing(
     )
     assert posted.status_code == status, posted.text
     assert posted.json()["error"] == code and posted.json()["detail"]
-    assert _task_row(server, task_id) == before
+    assert _task_row(factory, task_id) == before
     assert before[:2] == ("leased", None)
 
 
-def test_second_result_is_refused_and_agent_endpoints_check_device(server: Server) -> None:
+def test_second_result_is_refused_and_agent_endpoints_check_device(
+    server: Server, factory: sessionmaker[Session]
+) -> None:
     client = server.client
-    task_id = _leased_task(server)
+    task_id = _leased_task(server, factory)
     body = {"agent_id": "probe", "stats": GOOD, "runtime": {"runtime": "onnxruntime"}}
     assert client.post(f"/v1/tasks/{task_id}/result", json=body, headers=AUTH).status_code == 200
     again = client.post(
@@ -231,7 +252,7 @@ def test_second_result_is_refused_and_agent_endpoints_check_device(server: Serve
         headers=AUTH,
     )
     assert again.status_code == 409 and again.json()["error"] == "task_already_done"
-    assert _task_row(server, task_id)[:2] == ("done", {**GOOD, "attempts": 1})
+    assert _task_row(factory, task_id)[:2] == ("done", {**GOOD, "attempts": 1})
 
     claim = {"agent_id": "probe"}
     unknown = client.post("/v1/devices/999/tasks/claim", json=claim, headers=AUTH)
@@ -246,9 +267,8 @@ def test_second_result_is_refused_and_agent_endpoints_check_device(server: Serve
 
 
 def test_agent_reports_a_network_it_cannot_run_and_the_task_fails_with_its_reason(
-    server: Server,
+    server: Server, factory: sessionmaker[Session]
 ) -> None:
-    factory = _session_factory(server)
     space = ArchSpec().search_space()
     config = space.canonical(space.smallest())
     digest = space.config_hash(config)
@@ -260,7 +280,7 @@ def test_agent_reports_a_network_it_cannot_run_and_the_task_fails_with_its_reaso
         )
         [task_id] = enqueue(session, 1, 1, None, {digest: config}, [1, 32, 32], 8).values()
     # The fault is real: a corrupt file where the server caches the task's ONNX export.
-    artifact = server.data_dir / "artifacts" / "onnx" / "1" / f"{digest}-b8.onnx"  # type: ignore[attr-defined]
+    artifact = server.data_dir / "artifacts" / "onnx" / "1" / f"{digest}-b8.onnx"
     artifact.parent.mkdir(parents=True, exist_ok=True)
     artifact.write_bytes(b"this is not an ONNX model")
 
@@ -279,9 +299,11 @@ def test_agent_reports_a_network_it_cannot_run_and_the_task_fails_with_its_reaso
     assert server.client.post(f"/v1/tasks/{task_id}/failure", json=body).status_code == 401
 
 
-def test_only_the_lease_holder_may_report_a_failure(server: Server) -> None:
-    task_id = _leased_task(server)
-    before = _task_row(server, task_id)
+def test_only_the_lease_holder_may_report_a_failure(
+    server: Server, factory: sessionmaker[Session]
+) -> None:
+    task_id = _leased_task(server, factory)
+    before = _task_row(factory, task_id)
     other = {"agent_id": "someone-else", "error": "cannot"}
     refused = server.client.post(f"/v1/tasks/{task_id}/failure", json=other, headers=AUTH)
     assert (refused.status_code, refused.json()["error"]) == (409, "task_not_leased")
@@ -289,7 +311,7 @@ def test_only_the_lease_holder_may_report_a_failure(server: Server) -> None:
     empty = {"agent_id": "probe", "error": ""}
     bad = server.client.post(f"/v1/tasks/{task_id}/failure", json=empty, headers=AUTH)
     assert bad.status_code == 422
-    assert _task_row(server, task_id) == before
+    assert _task_row(factory, task_id) == before
     holder = {"agent_id": "probe", "error": "needs an NPU driver"}
     stored = server.client.post(f"/v1/tasks/{task_id}/failure", json=holder, headers=AUTH)
     assert stored.status_code == 200 and stored.json()["status"] == "failed"

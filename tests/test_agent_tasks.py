@@ -1,19 +1,23 @@
 """The agents' queue on each database: leases expire and are re-leased, results are stored once,
-implausible results are refused and change nothing, tasks fail after too many leases."""
+implausible results are refused and change nothing, tasks fail after too many leases.
+
+Leases are long (an hour) and run out only when a test moves their expiry into the past on the
+database clock, so no test depends on how fast it runs."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
+import factories
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.engine import make_engine, make_session_factory, transaction
-from service.db.models import Device, MeasurementTask, Supernet
+from service.db.engine import transaction
+from service.db.models import MeasurementTask
 from service.latency import tasks
+
+LEASE_S = 3600.0
 
 GOOD_STATS = {
     "median_ms": 1.5,
@@ -27,30 +31,52 @@ GOOD_STATS = {
 
 
 @pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
+def factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    return session_factory
 
 
 @pytest.fixture
 def queued(factory: sessionmaker[Session]) -> dict[str, Any]:
     """An agent device with two queued tasks."""
     with transaction(factory) as session:
-        device = Device(name="edge", kind="agent", descriptor={"batch_size": 8})
-        supernet = Supernet(name="s", family="f", dataset="d", search_space=[], exact_ranges={})
-        session.add_all([device, supernet])
-        session.flush()
-        ids = tasks.enqueue(
-            session, device.id, supernet.id, None, {"a": {"x": 1}, "b": {"x": 2}}, [1, 32, 32], 8
-        )
+        device = factories.device(session, descriptor={"batch_size": 8})
+        supernet = factories.supernet(session)
+        ids = factories.tasks(session, device.id, supernet.id, {"a": {"x": 1}, "b": {"x": 2}})
         return {"device_id": device.id, "supernet_id": supernet.id, "task_ids": ids}
 
 
 def _claim(factory: sessionmaker[Session], device_id: int, agent: str, **kw: Any) -> list[int]:
-    options = {"limit": 10, "lease_s": 1.0, "max_attempts": 3} | kw
+    options = {"limit": 10, "lease_s": LEASE_S, "max_attempts": 3} | kw
     with transaction(factory) as session:
         return [t.id for t in tasks.claim(session, device_id, agent, **options)]
+
+
+def _expire_leases(factory: sessionmaker[Session], *task_ids: int) -> None:
+    """The leases of `task_ids` ran out a minute ago, by the database's clock."""
+    with transaction(factory) as session:
+        session.execute(
+            update(MeasurementTask)
+            .where(MeasurementTask.id.in_(task_ids))
+            .values(lease_expires_at=factories.db_clock(session, -60))
+        )
+
+
+def _lease_ends_within(
+    factory: sessionmaker[Session], task_id: int, low_s: float, high_s: float
+) -> bool:
+    """Whether the task's lease ends between `low_s` and `high_s` from now on the database clock."""
+    with transaction(factory) as session:
+        return bool(
+            session.scalar(
+                select(func.count())
+                .select_from(MeasurementTask)
+                .where(
+                    MeasurementTask.id == task_id,
+                    MeasurementTask.lease_expires_at > factories.db_clock(session, low_s),
+                    MeasurementTask.lease_expires_at < factories.db_clock(session, high_s),
+                )
+            )
+        )
 
 
 def _task(factory: sessionmaker[Session], task_id: int) -> MeasurementTask:
@@ -83,7 +109,8 @@ def test_expired_lease_is_re_leased_and_result_stored_once(
     assert _claim(factory, device_id, "agent-1", limit=1) == [task_a]
     assert _claim(factory, device_id, "agent-2", limit=1) == [queued["task_ids"]["b"]]
     assert _claim(factory, device_id, "agent-2") == []  # both leased, none expired
-    time.sleep(2.2)  # SQLite's clock has one-second resolution
+    assert _lease_ends_within(factory, task_a, LEASE_S - 600, LEASE_S + 1)
+    _expire_leases(factory, *queued["task_ids"].values())
     assert _claim(factory, device_id, "agent-2") == sorted(queued["task_ids"].values())
     leased = _task(factory, task_a)
     assert (leased.status, leased.agent_id, leased.attempts) == ("leased", "agent-2", 2)
@@ -139,15 +166,15 @@ def test_task_fails_after_max_leases_and_requeues_on_demand(
 ) -> None:
     device_id, task_a = queued["device_id"], queued["task_ids"]["a"]
     assert task_a in _claim(factory, device_id, "agent-1", max_attempts=1)
-    time.sleep(2.2)
+    assert _claim(factory, device_id, "agent-2", max_attempts=1) == []  # leased, not expired
+    assert _task(factory, task_a).status == "leased"
+    _expire_leases(factory, task_a)
     assert _claim(factory, device_id, "agent-2", max_attempts=1) == []
     failed = _task(factory, task_a)
     assert failed.status == "failed" and "1 leases" in (failed.error or "")
     with transaction(factory) as session:
         outcome = tasks.outcomes(session, [task_a])[task_a]
         assert outcome.status == "failed"
-        tasks.enqueue(
-            session, device_id, queued["supernet_id"], None, {"a": {"x": 1}}, [1, 32, 32], 8
-        )
+        factories.tasks(session, device_id, queued["supernet_id"], {"a": {"x": 1}})
     requeued = _task(factory, task_a)
     assert (requeued.status, requeued.attempts, requeued.error) == ("queued", 0, None)

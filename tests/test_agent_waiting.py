@@ -7,12 +7,13 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import factories
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.engine import make_engine, make_session_factory, transaction
-from service.db.models import Device, MeasurementTask, Supernet
+from service.db.engine import transaction
+from service.db.models import MeasurementTask
 from service.errors import LostLeaseError
 from service.latency import tasks
 from service.worker.latency import (
@@ -29,16 +30,12 @@ CONFIGS = {"hash-a": {"x": 1}, "hash-b": {"x": 2}}
 
 @pytest.fixture
 def setup(migrated_sqlite_url: str) -> Iterator[tuple[sessionmaker[Session], JobLatencyPlan]]:
-    engine = make_engine(migrated_sqlite_url)
-    factory = make_session_factory(engine)
-    with transaction(factory) as session:
-        device = Device(name="edge", kind="agent", descriptor={"batch_size": 4})
-        supernet = Supernet(name="s", family="f", dataset="d", search_space=[], exact_ranges={})
-        session.add_all([device, supernet])
-        session.flush()
-        plan = JobLatencyPlan(agents=[AgentDevice(device.id, "edge", 4)])
-    yield factory, plan
-    engine.dispose()
+    with factories.session_factory(migrated_sqlite_url) as factory:
+        with transaction(factory) as session:
+            device = factories.device(session, "edge", descriptor={"batch_size": 4})
+            factories.supernet(session)
+            plan = JobLatencyPlan(agents=[AgentDevice(device.id, "edge", 4)])
+        yield factory, plan
 
 
 def _wait(

@@ -1,62 +1,59 @@
-"""The HTTP API over real uvicorn (SQLite): resources, and every bad input → its 4xx, no writes."""
+"""The HTTP API in process (FastAPI's TestClient on SQLite, no worker): resources, and every bad
+input → its 4xx, no writes. Real uvicorn and worker processes are tested end to end elsewhere."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
 from pathlib import Path
 from typing import Any
 
+import factories
 import pytest
-from service_processes import FAST_HOST, Server, hwnas, service_env
+from fastapi.testclient import TestClient
+from service_processes import FAST_HOST
 from sqlalchemy import func, select
 
-from service.db.engine import Base, make_engine, upgrade_database
+from service.app import create_app
+from service.cli import main as hwnas_main
+from service.config import Settings
+from service.db.engine import Base, SchemaOutOfDateError, transaction, upgrade_database
 from service.search.spec import DEFAULT_PREDICTORS
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("api")
-    server = Server(service_env(data_dir), data_dir / "server.log", worker=False)
-    try:
-        server.data_dir = data_dir  # type: ignore[attr-defined]
-        supernet = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
-        assert server.client.post("/v1/supernets", json=supernet).status_code == 201
-        for device in (
-            {"name": "host", "kind": "host", "descriptor": FAST_HOST},
-            {"name": "phone", "kind": "agent", "descriptor": {"os": "android"}},
-            {"name": "npu", "kind": "lut-only", "descriptor": {}},
-        ):
-            assert server.client.post("/v1/devices", json=device).status_code == 201
-        yield server
-    finally:
-        server.stop()
+def api(api_client: TestClient, random_checkpoint: str) -> TestClient:
+    supernet = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
+    assert api_client.post("/v1/supernets", json=supernet).status_code == 201
+    for device in (
+        {"name": "host", "kind": "host", "descriptor": FAST_HOST},
+        {"name": "phone", "kind": "agent", "descriptor": {"os": "android"}},
+        {"name": "npu", "kind": "lut-only", "descriptor": {}},
+    ):
+        assert api_client.post("/v1/devices", json=device).status_code == 201
+    return api_client
 
 
-def row_counts(api: Server) -> dict[str, int]:
-    engine = make_engine(f"sqlite:///{api.data_dir}/hwnas.db")  # type: ignore[attr-defined]
-    with engine.connect() as connection:
-        counts = {
+def row_counts(api: TestClient) -> dict[str, int]:
+    with api.app.state.engine.connect() as connection:  # type: ignore[attr-defined]
+        return {
             name: connection.execute(select(func.count()).select_from(table)).scalar_one()
             for name, table in Base.metadata.tables.items()
         }
-    engine.dispose()
-    return counts
 
 
-def test_health_and_openapi(api: Server) -> None:
-    health = api.client.get("/health").json()
+def test_health_and_openapi(api: TestClient) -> None:
+    health = api.get("/health").json()
     newest_migration = sorted(p.name for p in MIGRATIONS.glob("0*.py"))[-1].split("_")[0]
     assert health == {"status": "ok", "database": "sqlite", "schema_revision": newest_migration}
-    paths = api.client.get("/openapi.json").json()["paths"]
+    paths = api.get("/openapi.json").json()["paths"]
     assert {"/v1/jobs", "/v1/jobs/{job_id}/pareto", "/v1/supernets/{supernet_id}"} <= set(paths)
 
 
-def test_supernet_show_includes_space_and_ranges(api: Server) -> None:
-    [listed] = api.client.get("/v1/supernets").json()
-    shown = api.client.get(f"/v1/supernets/{listed['id']}").json()
+def test_supernet_show_includes_space_and_ranges(api: TestClient) -> None:
+    [listed] = api.get("/v1/supernets").json()
+    shown = api.get(f"/v1/supernets/{listed['id']}").json()
     assert shown["family"] == "mbv3-digits" and shown["dataset"]
     assert len(shown["search_space"]) == shown["n_genes"] > 0
     low, high = shown["exact_ranges"]["macs"]
@@ -64,66 +61,104 @@ def test_supernet_show_includes_space_and_ranges(api: Server) -> None:
     assert len(shown["checkpoint_sha256"]) == 64
 
 
-def test_devices_report_what_they_can_measure(api: Server) -> None:
-    devices = {d["name"]: d for d in api.client.get("/v1/devices").json()}
+def test_devices_report_what_they_can_measure(api: TestClient) -> None:
+    devices = {d["name"]: d for d in api.get("/v1/devices").json()}
     assert devices["host"]["can_measure_latency"] is True
     assert devices["host"]["descriptor"]["timed_runs"] == 5
     assert devices["phone"]["can_measure_latency"] is True  # through `hwnas agent`
     assert devices["npu"]["can_measure_latency"] is False  # until it has a latency table
 
 
-def test_submit_job_returns_202_with_location(api: Server) -> None:
+def test_submit_job_returns_202_with_location(api: TestClient) -> None:
     body = {
         "supernet": "digits",
         "objectives": ["accuracy:max", "latency@host:min"],
         "constraints": ["macs<=3e6"],
         "budget": 10,
     }
-    response = api.client.post("/v1/jobs", json=body)
+    response = api.post("/v1/jobs", json=body)
     assert response.status_code == 202
-    job = api.client.get(response.headers["Location"]).json()
+    job = api.get(response.headers["Location"]).json()
     assert job["status"] == "queued" and job["budget"] == 10 and job["progress"] == 0
     assert job["spec"]["constraints"] == ["macs<=3e+06"]
-    cancelled = api.client.post(f"{response.headers['Location']}/cancel")
+    cancelled = api.post(f"{response.headers['Location']}/cancel")
     assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
-    again = api.client.post(f"{response.headers['Location']}/cancel")
+    again = api.post(f"{response.headers['Location']}/cancel")
     assert again.status_code == 409 and again.json()["error"] == "conflict"
 
 
-def test_hypervolume_bounds_default_to_exact_ranges_and_can_be_given(api: Server) -> None:
+def test_hypervolume_bounds_default_to_exact_ranges_and_can_be_given(api: TestClient) -> None:
     body = {
         "supernet": "digits",
         "objectives": ["accuracy:max", "macs:min"],
         "budget": 10,
         "hv_bounds": {"accuracy": [80, 100]},
     }
-    response = api.client.post("/v1/jobs", json=body)
+    response = api.post("/v1/jobs", json=body)
     assert response.status_code == 202, response.text
-    [listed] = api.client.get("/v1/supernets").json()
-    ranges = api.client.get(f"/v1/supernets/{listed['id']}").json()["exact_ranges"]
-    spec = api.client.get(response.headers["Location"]).json()["spec"]
+    [listed] = api.get("/v1/supernets").json()
+    ranges = api.get(f"/v1/supernets/{listed['id']}").json()["exact_ranges"]
+    spec = api.get(response.headers["Location"]).json()["spec"]
     assert spec["hv_bounds"] == {"accuracy": [80.0, 100.0], "macs": ranges["macs"]}
-    api.client.post(f"{response.headers['Location']}/cancel")
+    api.post(f"{response.headers['Location']}/cancel")
+
+
+def test_candidates_page_in_order_and_the_front_sorts_by_the_first_objective(
+    api: TestClient,
+) -> None:
+    [supernet] = api.get("/v1/supernets").json()
+    spec = {"objectives": ["accuracy:max", "latency@host:min"], "constraints": [], "budget": 3}
+    latencies = {"latency@phone": 2.5, "latency@npu": 0.5}
+    with transaction(api.app.state.session_factory) as session:  # type: ignore[attr-defined]
+        job = factories.job(session, supernet["id"], budget=3, spec=spec)
+        ids = [
+            factories.candidate(
+                session,
+                job.id,
+                {"accuracy": accuracy, "latency@host": latency, **latencies},
+                predicted=["latency@npu"],
+                pareto_role=role,
+            ).id
+            for accuracy, latency, role in (
+                (90.0, 1.0, "front"),
+                (95.0, 2.0, "front"),
+                (80.0, 3.0, None),
+            )
+        ]
+    first = api.get(f"/v1/jobs/{job.id}/candidates", params={"limit": 2}).json()
+    assert [c["id"] for c in first["items"]] == ids[:2] and first["next_after"] == ids[1]
+    rest = api.get(f"/v1/jobs/{job.id}/candidates", params={"after": ids[1]}).json()
+    assert [c["id"] for c in rest["items"]] == ids[2:] and rest["next_after"] is None
+    pareto = api.get(f"/v1/jobs/{job.id}/pareto").json()
+    assert [p["id"] for p in pareto["points"]] == [ids[1], ids[0]]  # accuracy first, max
+    assert (pareto["feasible"], pareto["closest"]) == (True, [])
+    metrics = pareto["points"][0]["metrics"]
+    assert {name: (m["device"], m["source"], m["method"]) for name, m in metrics.items()} == {
+        "accuracy": (None, "measured", None),
+        "latency@host": ("host", "measured", "host"),
+        "latency@phone": ("phone", "measured", "agent"),
+        "latency@npu": ("npu", "predicted", "lut"),
+    }
 
 
 GOOD_JOB: dict[str, Any] = {"supernet": "digits", "objectives": ["accuracy:max"], "budget": 5}
 
 
-def test_job_takes_linas_predictors_and_exact_features(api: Server) -> None:
-    default = api.client.post("/v1/jobs", json={**GOOD_JOB, "budget": 10})
-    chosen = api.client.post(
+def test_job_takes_linas_predictors_and_exact_features(api: TestClient) -> None:
+    default = api.post("/v1/jobs", json={**GOOD_JOB, "budget": 10})
+    chosen = api.post(
         "/v1/jobs",
         json={**GOOD_JOB, "budget": 10, "predictors": ["ridge", "gp"], "exact_features": False},
     )
     assert default.status_code == chosen.status_code == 202, chosen.text
-    default_spec = api.client.get(default.headers["Location"]).json()["spec"]
-    chosen_spec = api.client.get(chosen.headers["Location"]).json()["spec"]
+    default_spec = api.get(default.headers["Location"]).json()["spec"]
+    chosen_spec = api.get(chosen.headers["Location"]).json()["spec"]
     assert default_spec["predictors"] == list(DEFAULT_PREDICTORS)
     assert default_spec["exact_features"] is True
     assert chosen_spec["predictors"] == ["ridge", "gp"]
     assert chosen_spec["exact_features"] is False
     for response in (default, chosen):
-        api.client.post(f"{response.headers['Location']}/cancel")
+        api.post(f"{response.headers['Location']}/cancel")
 
 
 BAD_REQUESTS = [
@@ -413,10 +448,10 @@ BAD_REQUESTS = [
     [pytest.param(*case[1:], id=case[0]) for case in BAD_REQUESTS],
 )
 def test_bad_input_gets_its_4xx_and_changes_nothing(
-    api: Server, method: str, path: str, body: Any, status: int, code: str, hint: str
+    api: TestClient, method: str, path: str, body: Any, status: int, code: str, hint: str
 ) -> None:
     before = row_counts(api)
-    response = api.client.request(method, path, json=body)
+    response = api.request(method, path, json=body)
     assert response.status_code == status, response.text
     payload = response.json()
     assert set(payload) == {"error", "detail"}
@@ -425,11 +460,22 @@ def test_bad_input_gets_its_4xx_and_changes_nothing(
     assert row_counts(api) == before
 
 
-def test_service_refuses_an_out_of_date_schema(tmp_path: Path) -> None:
+def test_service_refuses_an_out_of_date_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path}/hwnas.db"
     upgrade_database(url, "base")
-    make_engine(url).dispose()
-    env = service_env(tmp_path, database_url=url)
-    process = hwnas(["worker"], env, tmp_path / "worker.log")
-    assert process.wait(timeout=60) != 0
-    assert "hwnas db upgrade" in (tmp_path / "worker.log").read_text()
+    settings = Settings(data_dir=tmp_path, database_url=url, embedded_worker=False)
+    with (
+        pytest.raises(SchemaOutOfDateError, match="hwnas db upgrade"),
+        TestClient(create_app(settings)),
+    ):
+        pass
+    monkeypatch.setenv("HWNAS_DATABASE_URL", url)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        with pytest.raises(SchemaOutOfDateError, match="hwnas db upgrade"):
+            hwnas_main(["worker"])
+    finally:  # `hwnas worker` configures logging for its process; this is pytest's
+        root.handlers[:], root.level = handlers, level

@@ -45,7 +45,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> 
     data_dir = tmp_path_factory.mktemp("luts")
     env = service_env(data_dir, max_latency_table_bytes=str(MAX_BYTES), poll_interval_s="0.3")
     server = Server(env, data_dir / "server.log")
-    server.data_dir = data_dir  # type: ignore[attr-defined]
     try:
         body = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
         assert server.client.post("/v1/supernets", json=body).status_code == 201
@@ -58,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> 
 
 
 def table_rows(server: Server) -> tuple[int, int]:
-    engine = make_engine(f"sqlite:///{server.data_dir}/hwnas.db")  # type: ignore[attr-defined]
+    engine = make_engine(server.database_url)
     with engine.connect() as connection:
         tables = connection.execute(select(func.count()).select_from(DeviceLatencyTable))
         entries = connection.execute(select(func.count()).select_from(LatencyTableEntry))
@@ -160,7 +159,7 @@ def test_ofa_yaml_upload_imports_and_lut_job_uses_it(
     pareto = client.get(f"{location}/pareto").json()
     assert {p["metrics"]["latency@npu"]["method"] for p in pareto["points"]} == {"lut"}
 
-    engine = make_engine(f"sqlite:///{server.data_dir}/hwnas.db")  # type: ignore[attr-defined]
+    engine = make_engine(server.database_url)
     with engine.connect() as connection:
         cached = connection.execute(
             select(EvaluationCacheEntry.metric).where(

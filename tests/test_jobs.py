@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-
+import factories
 import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.engine import make_engine, make_session_factory, transaction
-from service.db.models import Job, Supernet
+from service.db.engine import transaction
+from service.db.models import Job
 from service.errors import ConflictError, LostLeaseError
 from service.jobs import queue
 
 
 @pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
+def factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    return session_factory
 
 
 def _new_job(factory: sessionmaker[Session]) -> int:
     with transaction(factory) as session:
-        supernet = Supernet(
-            name=f"s{time.monotonic_ns()}",
-            family="f",
-            dataset="d",
-            search_space=[],
-            exact_ranges={},
-        )
-        session.add(supernet)
-        session.flush()
-        return queue.create_job(session, supernet.id, {"budget": 4}, budget=4).id
+        return factories.job(session, budget=4).id
 
 
 def _status(factory: sessionmaker[Session], job_id: int) -> Job:
@@ -93,7 +80,7 @@ def test_finished_job_is_immutable(factory: sessionmaker[Session]) -> None:
 
 def _age_heartbeat(factory: sessionmaker[Session], job_id: int) -> None:
     with transaction(factory) as session:
-        stale = queue._db_now_minus(session, 3600)
+        stale = factories.db_clock(session, -3600)
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=stale))
 
 

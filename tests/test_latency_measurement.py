@@ -41,11 +41,12 @@ def test_every_model_gets_its_passes_and_keeps_the_fastest(
     for key, passes in seen.items():
         assert len(passes) == 3
         for clock in ("wall", "thread_cpu"):
-            fastest = min(p[clock].median_ms for p in passes)
-            assert kept[key][clock].median_ms == fastest
+            fastest = min(passes, key=lambda p: p[clock].median_ms)[clock]
+            # the whole kept figure is this model's own fastest pass, not another model's
+            assert kept[key][clock] == replace(fastest, attempts=3)
             assert kept[key][clock].runs == QUICK.timed_runs
-            assert kept[key][clock].attempts == 3
-    assert kept["wide"]["wall"].median_ms > kept["narrow"]["wall"].median_ms
+    narrow = {p["wall"] for p in seen["narrow"]}
+    assert not narrow & {p["wall"] for p in seen["wide"]}, "each pass is reported for one model"
 
 
 def test_the_speed_probe_is_timed_around_every_pass(models: dict[str, OnnxModel]) -> None:
@@ -71,8 +72,9 @@ def test_noisy_models_get_extra_passes_up_to_max_attempts(models: dict[str, Onnx
 def test_single_model_measurement_is_one_model_interleaved(
     models: dict[str, OnnxModel],
 ) -> None:
-    stats = measure_onnx_latency(models["wide"].onnx_bytes, (3, 16, 16), QUICK)
-    assert stats.median_ms > 0 and stats.runs == QUICK.timed_runs and stats.attempts >= 1
+    profile = replace(QUICK, passes=2, max_attempts=2)  # noisy or not: exactly two passes
+    stats = measure_onnx_latency(models["wide"].onnx_bytes, (3, 16, 16), profile)
+    assert stats.median_ms > 0 and (stats.runs, stats.attempts) == (QUICK.timed_runs, 2)
 
 
 def test_thread_cpu_clock_needs_one_thread(models: dict[str, OnnxModel]) -> None:

@@ -1,18 +1,22 @@
-"""Workers as real processes on PostgreSQL: crash recovery and exactly-once claiming; the cache."""
+"""Workers as real processes on PostgreSQL: crash recovery and exactly-once claiming; the cache.
+
+What happened is read from the database (attempts count claims, `worker_id` names the process that
+holds or finished a job), never from the workers' logs. Heartbeats go stale only when a test ages
+them on the database clock: the grace is far longer than any test, so a worker slowed down by a
+busy machine is never reaped by mistake."""
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import threading
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import factories
 import pytest
 from service_processes import hwnas, service_env, wait_for
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.schemas.jobs import JobIn
@@ -25,7 +29,7 @@ from service.jobs.specs import check_job_request
 from service.search.records import WARM_START
 from service.worker.runner import run_worker
 
-FAST_BEATS = {"heartbeat_interval_s": "0.5", "heartbeat_grace_s": "4", "poll_interval_s": "0.3"}
+FAST_BEATS = {"heartbeat_interval_s": "0.5", "heartbeat_grace_s": "600", "poll_interval_s": "0.3"}
 
 
 def _setup(url: str, checkpoint: str) -> sessionmaker[Session]:
@@ -46,6 +50,18 @@ def _submit(factory: sessionmaker[Session], **fields: Any) -> int:
 def _job(factory: sessionmaker[Session], job_id: int) -> Job:
     with transaction(factory) as session:
         return queue.get_job(session, job_id)
+
+
+def _pid(worker_id: str | None) -> int | None:
+    """The process id in a worker id (`host:pid:suffix`)."""
+    return None if worker_id is None else int(worker_id.rsplit(":", 2)[1])
+
+
+def _age_heartbeat(factory: sessionmaker[Session], job_id: int) -> None:
+    """The job's worker last beat an hour ago, by the database clock."""
+    with transaction(factory) as session:
+        stale = factories.db_clock(session, -3600)
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=stale))
 
 
 def _candidates(factory: sessionmaker[Session], job_id: int) -> list[tuple[int, str, str]]:
@@ -86,12 +102,25 @@ def _random_job_with_a_worker(
     return factory, job_id, env, worker
 
 
+# 2 validations a batch: the first worker is stopped long before it could spend all of these
+BUDGET_LEFT_UNFINISHED = 30
+LEFT_FOR_THE_SECOND = 4  # two batches: once handed back, the budget is cut to this much more
+
+
+def _cut_budget(factory: sessionmaker[Session], job_id: int, budget: int) -> None:
+    """Give the job of a stopped worker a smaller budget (row and spec), so the next worker's
+    share of the work does not depend on how far the stopped one got."""
+    with transaction(factory) as session:
+        job = queue.get_job(session, job_id)
+        job.budget, job.spec = budget, {**job.spec, "budget": budget}
+
+
 @pytest.mark.postgres
 def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
     migrated_postgres_url: str, random_checkpoint: str, tmp_path: Path
 ) -> None:
     factory, job_id, env, first = _random_job_with_a_worker(
-        migrated_postgres_url, random_checkpoint, tmp_path, budget=6
+        migrated_postgres_url, random_checkpoint, tmp_path, budget=BUDGET_LEFT_UNFINISHED
     )
     try:
         first.send_signal(signal.SIGKILL)
@@ -99,7 +128,12 @@ def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
     finally:
         first.kill()
     before = _candidates(factory, job_id)
-    assert before and _job(factory, job_id).status == "running"
+    held = _job(factory, job_id)
+    assert before and (held.status, _pid(held.worker_id)) == ("running", first.pid)
+    assert BUDGET_LEFT_UNFINISHED > len(before) == held.validations_used >= 2
+    budget = held.validations_used + LEFT_FOR_THE_SECOND
+    _cut_budget(factory, job_id, budget)
+    _age_heartbeat(factory, job_id)  # the dead worker's heartbeat is stale: reapable now
     second = hwnas(["worker"], env, tmp_path / "second.log")
     try:
         done = wait_for(
@@ -115,11 +149,13 @@ def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
         second.terminate()
         second.wait(timeout=30)
     job = _job(factory, job_id)
-    assert (job.status, job.attempts, job.validations_used) == ("succeeded", 2, 6)
+    # claimed twice: by the killed worker, then, once reaped, by the second one
+    assert (job.status, job.attempts, job.validations_used) == ("succeeded", 2, budget)
+    assert _pid(job.worker_id) == second.pid
     after = _candidates(factory, job_id)
     assert after[: len(before)] == before, "candidates stored before the crash must survive"
     hashes = [h for _, h, _ in after]
-    assert len(hashes) == len(set(hashes)) == 6
+    assert len(hashes) == len(set(hashes)) == budget
     with transaction(factory) as session:
         cached = session.scalars(
             select(EvaluationCacheEntry.config_hash).where(
@@ -133,11 +169,6 @@ def test_sigkilled_worker_is_replaced_without_losing_or_repeating_validations(
         ).all()
     assert sorted(cached) == sorted(hashes)
     assert list(iterations) == list(range(len(iterations)))
-    assert "reaped job" in (tmp_path / "second.log").read_text()
-
-
-# 2 validations a batch: the first worker is stopped long before it could spend all of these
-BUDGET_LEFT_UNFINISHED = 30
 
 
 @pytest.mark.postgres
@@ -157,6 +188,8 @@ def test_sigtermed_worker_hands_its_job_back_and_another_finishes_it(
     assert handed_back.error and "released by worker" in handed_back.error
     before = _candidates(factory, job_id)
     assert BUDGET_LEFT_UNFINISHED > len(before) == handed_back.validations_used >= 2
+    budget = handed_back.validations_used + LEFT_FOR_THE_SECOND
+    _cut_budget(factory, job_id, budget)
     second = hwnas(["worker"], env, tmp_path / "second.log")
     try:
         wait_for(
@@ -168,11 +201,12 @@ def test_sigtermed_worker_hands_its_job_back_and_another_finishes_it(
         second.terminate()
         second.wait(timeout=30)
     job = _job(factory, job_id)
-    assert (job.status, job.validations_used) == ("succeeded", BUDGET_LEFT_UNFINISHED)
+    assert (job.status, job.validations_used) == ("succeeded", budget)
+    # two claims, the second worker's the last: handed over, never reaped and re-claimed
+    assert (job.attempts, _pid(job.worker_id)) == (2, second.pid)
     after = _candidates(factory, job_id)
     assert after[: len(before)] == before, "candidates stored before the hand-back must survive"
-    assert len({h for _, h, _ in after}) == len(after) == BUDGET_LEFT_UNFINISHED
-    assert "reaped job" not in (tmp_path / "second.log").read_text()
+    assert len({h for _, h, _ in after}) == len(after) == budget
 
 
 @pytest.mark.postgres
@@ -197,14 +231,12 @@ def test_three_workers_run_each_of_nine_jobs_exactly_once(
             worker.terminate()
         for worker in workers:
             worker.wait(timeout=30)
-    claims: Counter[int] = Counter()
-    for i in range(3):
-        log = (tmp_path / f"worker{i}.log").read_text()
-        claims.update(int(n) for n in re.findall(r"claimed job (\d+)", log))
-    assert claims == Counter({j: 1 for j in job_ids})
+    pids = {worker.pid for worker in workers}
     for job_id in job_ids:
         job = _job(factory, job_id)
-        assert (job.attempts, job.validations_used) == (1, 3)
+        # one claim (attempts counts them), finished by the worker that claimed it
+        assert (job.attempts, job.validations_used, job.error) == (1, 3, None)
+        assert _pid(job.worker_id) in pids
         rows = _candidates(factory, job_id)
         assert len({h for _, h, _ in rows}) == len(rows)
         assert sum(origin != WARM_START for _, _, origin in rows) == 3  # later jobs warm-start
