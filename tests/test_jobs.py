@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.dialect import db_now_minus
 from service.db.engine import make_engine, make_session_factory, transaction
 from service.db.models import Job, Supernet
 from service.errors import ConflictError, LostLeaseError
@@ -93,7 +94,7 @@ def test_finished_job_is_immutable(factory: sessionmaker[Session]) -> None:
 
 def _age_heartbeat(factory: sessionmaker[Session], job_id: int) -> None:
     with transaction(factory) as session:
-        stale = queue._db_now_minus(session, 3600)
+        stale = db_now_minus(session, 3600)
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=stale))
 
 

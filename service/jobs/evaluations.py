@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from service.db.dialect import is_postgres
 from service.db.models import (
     Candidate,
     EvaluationCacheEntry,
@@ -218,8 +219,7 @@ def _cache(
     ]
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = pg_insert if is_postgres(session) else sqlite_insert
     statement = insert(EvaluationCacheEntry).values(rows)
     session.execute(
         statement.on_conflict_do_nothing(

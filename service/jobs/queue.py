@@ -8,12 +8,12 @@ time comparison uses the database clock, so workers on different machines agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, literal, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from service.db.dialect import db_now_minus, is_postgres
 from service.db.models import FINISHED_STATUSES, Job
 from service.errors import ConflictError, LostLeaseError, NotFoundError
 
@@ -49,20 +49,9 @@ def get_job(session: Session, job_id: int) -> Job:
     return job
 
 
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _db_now_minus(session: Session, seconds: float) -> ColumnElement[Any]:
-    """The database clock minus `seconds`, in the form the dialect stores timestamps."""
-    if _is_postgres(session):
-        return func.now() - literal(timedelta(seconds=seconds))
-    return func.datetime("now", f"-{seconds:.3f} seconds")
-
-
 def claim_next_job(session: Session, worker_id: str) -> int | None:
     """Take the oldest queued job for `worker_id`; None when nothing is queued."""
-    if _is_postgres(session):
+    if is_postgres(session):
         candidate = (
             select(Job.id)
             .where(Job.status == "queued")
@@ -120,9 +109,9 @@ def record_progress(session: Session, job_id: int, worker_id: str, validations_u
 def reap_stale_jobs(session: Session, grace_s: float, max_attempts: int) -> list[ReapedJob]:
     """Re-queue running jobs whose heartbeat is older than `grace_s`; fail those out of attempts."""
     stale_query = select(Job).where(
-        Job.status == "running", Job.heartbeat_at < _db_now_minus(session, grace_s)
+        Job.status == "running", Job.heartbeat_at < db_now_minus(session, grace_s)
     )
-    if _is_postgres(session):
+    if is_postgres(session):
         stale_query = stale_query.with_for_update(skip_locked=True)
     reaped = []
     for job in session.scalars(stale_query).all():

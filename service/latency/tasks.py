@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from service.db.dialect import db_now, db_now_plus, is_postgres
 from service.db.models import MeasurementTask
 from service.errors import ConflictError, InvalidInputError, NotFoundError
 
@@ -53,20 +53,6 @@ class TaskOutcome:
     agent_id: str | None
     attempts: int
     error: str | None
-
-
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _db_now_plus(session: Session, seconds: float) -> ColumnElement[Any]:
-    if _is_postgres(session):
-        return func.now() + literal(timedelta(seconds=seconds))
-    return func.datetime("now", f"+{seconds:.3f} seconds")
-
-
-def _db_now(session: Session) -> ColumnElement[Any]:
-    return func.now() if _is_postgres(session) else func.datetime("now")
 
 
 def enqueue(
@@ -121,7 +107,7 @@ def claim(
     max_attempts: int,
 ) -> list[MeasurementTask]:
     """Lease up to `limit` queued (or lease-expired) tasks of the device to `agent_id`."""
-    now = _db_now(session)
+    now = db_now(session)
     expired = and_(MeasurementTask.status == "leased", MeasurementTask.lease_expires_at < now)
     session.execute(
         update(MeasurementTask)
@@ -143,7 +129,7 @@ def claim(
         .order_by(MeasurementTask.id)
         .limit(limit)
     )
-    if _is_postgres(session):
+    if is_postgres(session):
         claimable = claimable.with_for_update(skip_locked=True)
     ids = list(session.scalars(claimable))
     if not ids:
@@ -155,7 +141,7 @@ def claim(
             status="leased",
             agent_id=agent_id,
             attempts=MeasurementTask.attempts + 1,
-            lease_expires_at=_db_now_plus(session, lease_s),
+            lease_expires_at=db_now_plus(session, lease_s),
         )
         .execution_options(synchronize_session=False)
     )
