@@ -12,14 +12,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from latency_tables import LatencyTableError
 from service.catalog import devices as device_catalog
 from service.db.engine import transaction
-from service.db.models import Device, Supernet
+from service.db.models import Device, JobStatus, Supernet, TaskStatus
 from service.errors import LostLeaseError
 from service.evaluation.profile import DeviceProfile
 from service.jobs.evaluations import MeasuredLatency
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class JobInterrupted(Exception):
     """The job must stop while waiting for agents: cancelled, or the worker is shutting down."""
 
-    def __init__(self, status: str) -> None:
+    def __init__(self, status: Literal[JobStatus.CANCELLED, "released"]) -> None:
         super().__init__(status)
         self.status = status
 
@@ -188,12 +188,12 @@ def measure_on_agents(
         with transaction(factory) as session:
             found = tasks.outcomes(session, sorted(pending))
         for task_id, outcome in found.items():
-            if outcome.status == "failed":
+            if outcome.status == TaskStatus.FAILED:
                 raise AgentMeasurementError(
                     f"measurement task {task_id} failed: {outcome.error}; is `hwnas agent` "
                     "running for its device and able to measure?"
                 )
-            if outcome.status == "done":
+            if outcome.status == TaskStatus.DONE:
                 done[task_id] = outcome
                 pending.discard(task_id)
         if not pending:
@@ -202,7 +202,7 @@ def measure_on_agents(
         if state == "lost":
             raise LostLeaseError(f"job {job_id} is no longer held")
         if state in ("cancel_requested", "released"):
-            raise JobInterrupted("cancelled" if state == "cancel_requested" else "released")
+            raise JobInterrupted(JobStatus.CANCELLED if state == "cancel_requested" else "released")
         if time.monotonic() > deadline:
             names = sorted({a.name for a, ids in task_ids.items() if pending & set(ids.values())})
             raise AgentMeasurementError(

@@ -17,13 +17,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.catalog import supernets as supernet_catalog
 from service.config import Settings
 from service.db.engine import transaction
+from service.db.models import JobStatus
 from service.errors import LostLeaseError
 from service.evaluation.profile import DeviceProfile
 from service.evaluation.validation import exact_metrics, validate_subnets_detailed
@@ -156,14 +157,14 @@ class JobRunner:
         except Exception as exc:
             log.exception("job %s failed", job_id)
             detail = "".join(traceback.format_exception_only(exc)).strip()
-            return self._finish(job_id, "failed", detail[-2000:])
+            return self._finish(job_id, JobStatus.FAILED, detail[-2000:])
         if status == "released":
             with transaction(self.factory) as session:
                 queue.release_job(session, job_id, self.worker_id)
             return status
         return self._finish(job_id, status)
 
-    def _finish(self, job_id: int, status: Any, error: str | None = None) -> str:
+    def _finish(self, job_id: int, status: JobStatus, error: str | None = None) -> str:
         try:
             with transaction(self.factory) as session:
                 queue.finish_job(session, job_id, self.worker_id, status, error)
@@ -171,7 +172,7 @@ class JobRunner:
             return "lost"
         return str(status)
 
-    def _search(self, plan: JobPlan, heartbeat: Heartbeat) -> str:
+    def _search(self, plan: JobPlan, heartbeat: Heartbeat) -> JobStatus | Literal["released"]:
         from service.search import SearchEngine
 
         supernet = supernet_catalog.loaded_supernet(plan.family, plan.checkpoint)
@@ -206,7 +207,7 @@ class JobRunner:
             if lease == "lost":
                 raise LostLeaseError(f"job {plan.job_id} is no longer held")
             if lease == "cancel_requested":
-                return "cancelled"
+                return JobStatus.CANCELLED
             configs = engine.ask()
             if not configs:
                 break
@@ -235,7 +236,7 @@ class JobRunner:
                 record.validations_used,
                 record.hypervolume,
             )
-        return "succeeded"
+        return JobStatus.SUCCEEDED
 
     @staticmethod
     def _validated_metrics(plan: JobPlan) -> list[str]:
