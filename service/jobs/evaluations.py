@@ -27,6 +27,7 @@ from service.db.models import (
     PredictorFit,
 )
 from service.jobs import queue
+from service.search.metrics import MetricName
 from service.search.records import WARM_START, Evaluation, FrontResult, IterationRecord
 
 
@@ -145,7 +146,7 @@ def store_batch(
             MetricValue(
                 candidate_id=candidate.id,
                 metric=metric,
-                device_id=device_ids.get(metric.partition("@")[2]),
+                device_id=_device_id(device_ids, metric),
                 value=value,
                 source="predicted" if metric in batch.predicted_metrics else "measured",
             )
@@ -210,7 +211,7 @@ def _cache(
             "config_hash": evaluation.config_hash,
             "config": dict(evaluation.config),
             "metric": metric,
-            "device_id": device_ids.get(metric.partition("@")[2]),
+            "device_id": _device_id(device_ids, metric),
             "value": value,
             "job_id": job_id,
         }
@@ -226,6 +227,12 @@ def _cache(
             index_elements=["supernet_id", "dataset", "config_hash", "metric"]
         )
     )
+
+
+def _device_id(device_ids: Mapping[str, int], metric: str) -> int | None:
+    """The id of the device a metric is measured on; None for device-free metrics."""
+    device = MetricName.parse(metric).device
+    return device_ids.get(device) if device is not None else None
 
 
 def _mark_front(session: Session, job_id: int, front: FrontResult) -> None:

@@ -22,6 +22,7 @@ from service.jobs.views import (
     MetricOut,
     ParetoOut,
 )
+from service.search.metrics import MetricName
 
 EXPORT_BATCH = 2000
 
@@ -94,11 +95,10 @@ def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[Ca
         )
         kinds = dict(session.execute(select(Device.name, Device.kind)).tuples().all())
         for candidate_id, metric, value, source in rows:
-            device = metric.partition("@")[2] or None
             metrics[candidate_id][metric] = MetricOut.model_validate(
                 {
                     "value": value,
-                    "device": device,
+                    "device": MetricName.parse(metric).device,
                     "source": source,
                     "method": latency_method(metric, source, kinds),
                 }
@@ -119,12 +119,12 @@ def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[Ca
 
 def latency_method(metric: str, source: str, device_kinds: dict[str, str]) -> str | None:
     """How a latency value was obtained: on the service host, by an agent, or from a LUT."""
-    name, _, device = metric.partition("@")
-    if name != "latency" or not device:
+    name = MetricName.parse(metric)
+    if not name.is_latency or name.device is None:
         return None
     if source == "predicted":
         return "lut"
-    kind = device_kinds.get(device)
+    kind = device_kinds.get(name.device)
     return kind if kind in ("host", "agent") else None
 
 

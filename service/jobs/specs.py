@@ -18,6 +18,7 @@ from service.latency.sources import (
     resolve_latency_sources,
     why_cannot_measure,
 )
+from service.search.metrics import MetricName
 from service.search.spec import (
     Objective,
     SearchSpec,
@@ -187,7 +188,8 @@ def hypervolume_bounds(
 
 
 def check_metric(session: Session, metric: str) -> None:
-    name, _, device_name = metric.partition("@")
+    parsed = MetricName.parse(metric)
+    name, device_name = parsed.name, parsed.device
     if name in DEVICE_FREE_METRICS:
         if device_name:
             raise UnknownMetricError(

@@ -25,6 +25,7 @@ from service.evaluation.profile import DeviceProfile
 from service.jobs.evaluations import MeasuredLatency
 from service.latency import sources as latency_sources
 from service.latency import tasks
+from service.search.metrics import MetricName
 from service.search.records import Evaluation
 from service.supernets.protocol import Supernet as SupernetModel
 
@@ -62,7 +63,7 @@ class JobLatencyPlan:
 
     @property
     def lut_metrics(self) -> set[str]:
-        return {f"latency@{lut.device_name}" for lut in self.luts}
+        return {str(MetricName.latency(lut.device_name)) for lut in self.luts}
 
 
 def plan_job_latency(
@@ -96,7 +97,7 @@ def lut_values(
     keys = [supernet.layer_keys(supernet.canonical(c)) for c in configs]
     for lut in plan.luts:
         for row, estimate in zip(values, lut.estimate_ms(keys), strict=True):
-            row[f"latency@{lut.device_name}"] = float(estimate)
+            row[str(MetricName.latency(lut.device_name))] = float(estimate)
     return values
 
 
@@ -216,7 +217,7 @@ def measure_on_agents(
             outcome = done[task_id]
             assert outcome.stats is not None
             median_ms = float(outcome.stats["median_ms"])
-            metrics[config_hash][f"latency@{agent.name}"] = median_ms
+            metrics[config_hash][str(MetricName.latency(agent.name))] = median_ms
             latencies.append(
                 MeasuredLatency(
                     config_hash=config_hash,
