@@ -1,10 +1,10 @@
-"""Turn a job request into a checked `SearchSpec`: known metrics, devices able to measure."""
+"""Turn a job request into a checked `JobSpec`: known metrics, devices able to measure."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,6 +13,7 @@ from service.catalog.supernets import find_supernet
 from service.db.models import Device, Supernet
 from service.errors import InvalidInputError
 from service.latency.sources import (
+    LatencySource,
     can_measure_latency,
     latency_devices,
     resolve_latency_sources,
@@ -111,14 +112,42 @@ class InvalidSpecError(InvalidInputError):
 
 
 @dataclass(frozen=True)
+class JobSpec:
+    """A job as `jobs.spec` stores it: the search question, and where each latency device's
+    figures come from (a device not named takes its kind's default)."""
+
+    search: SearchSpec
+    latency_sources: dict[str, LatencySource] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The search spec's fields with `latency_sources` beside them (the stored shape)."""
+        return {**self.search.to_json(), "latency_sources": dict(self.latency_sources)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
+        """Read a stored spec; one stored without `latency_sources` takes the defaults."""
+        fields = dict(data)
+        sources = dict(fields.pop("latency_sources", None) or {})
+        bad = {device: s for device, s in sources.items() if s not in get_args(LatencySource)}
+        if bad:
+            raise ValueError(
+                f"latency_sources {bad} must each be one of {list(get_args(LatencySource))}"
+            )
+        return cls(SearchSpec.from_json(fields), sources)
+
+
+@dataclass(frozen=True)
 class CheckedJob:
     supernet: Supernet
-    spec: SearchSpec
-    latency_sources: dict[str, str] = field(default_factory=dict)
+    job_spec: JobSpec
+
+    @property
+    def spec(self) -> SearchSpec:
+        return self.job_spec.search
 
     def spec_json(self) -> dict[str, Any]:
-        """The stored job spec: the search spec plus where each device's latency comes from."""
-        return {**self.spec.to_json(), "latency_sources": dict(self.latency_sources)}
+        """The job spec as stored with the job."""
+        return self.job_spec.to_json()
 
 
 def check_job_request(session: Session, request: JobRequest) -> CheckedJob:
@@ -163,7 +192,7 @@ def check_job_request(session: Session, request: JobRequest) -> CheckedJob:
     sources = resolve_latency_sources(
         session, supernet, latency_devices(session, spec), request.latency_sources
     )
-    return CheckedJob(supernet, spec, dict(sources))
+    return CheckedJob(supernet, JobSpec(spec, dict(sources)))
 
 
 def hypervolume_bounds(

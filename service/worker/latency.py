@@ -67,7 +67,10 @@ class JobLatencyPlan:
 
 
 def plan_job_latency(
-    session: Session, supernet: Supernet, devices: Sequence[Device], sources: Mapping[str, str]
+    session: Session,
+    supernet: Supernet,
+    devices: Sequence[Device],
+    sources: Mapping[str, latency_sources.LatencySource],
 ) -> JobLatencyPlan:
     """The plan for a job's latency devices; `sources` as stored with the job (defaults by kind)."""
     plan = JobLatencyPlan()

@@ -38,6 +38,7 @@ from service.jobs.evaluations import (
     stored_evaluations,
     warm_start_evaluations,
 )
+from service.jobs.specs import JobSpec
 from service.latency.sources import latency_devices
 from service.search.records import WARM_START
 from service.search.spec import SearchSpec
@@ -78,11 +79,10 @@ class JobPlan:
 def load_plan(session: Session, job_id: int) -> JobPlan:
     job = queue.get_job(session, job_id)
     supernet = supernet_catalog.get_supernet(session, job.supernet_id)
-    spec_json = dict(job.spec)
-    sources = spec_json.pop("latency_sources", None) or {}
-    spec = SearchSpec.from_json(spec_json)
+    job_spec = JobSpec.from_json(job.spec)
+    spec = job_spec.search
     devices = latency_devices(session, spec)
-    latency = plan_job_latency(session, supernet, devices, sources)
+    latency = plan_job_latency(session, supernet, devices, job_spec.latency_sources)
     return JobPlan(
         job_id=job.id,
         key=CacheKey(supernet.id, supernet.dataset),
