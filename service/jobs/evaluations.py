@@ -132,6 +132,17 @@ def store_batch(
 ) -> None:
     """Store one round; raises `LostLeaseError` (nothing written) if the job is no longer ours."""
     queue.record_progress(session, job_id, worker_id, batch.validations_used)
+    _store_candidates(session, job_id, key, device_ids, batch)
+    _store_latencies(session, key, device_ids, batch.latencies)
+    _store_iteration(session, job_id, batch.record)
+    _mark_front(session, job_id, batch.front)
+    session.flush()
+
+
+def _store_candidates(
+    session: Session, job_id: int, key: CacheKey, device_ids: Mapping[str, int], batch: Batch
+) -> None:
+    """The batch's new candidates with their metrics; validated ones also go to the cache."""
     for evaluation in batch.evaluations:
         candidate = Candidate(
             job_id=job_id,
@@ -154,7 +165,15 @@ def store_batch(
         )
         if evaluation.config_hash in batch.validated_hashes:
             _cache(session, key, job_id, device_ids, evaluation, batch.predicted_metrics)
-    for latency in batch.latencies:
+
+
+def _store_latencies(
+    session: Session,
+    key: CacheKey,
+    device_ids: Mapping[str, int],
+    latencies: Sequence[MeasuredLatency],
+) -> None:
+    for latency in latencies:
         session.add(
             LatencyMeasurement(
                 device_id=device_ids[latency.device_name],
@@ -168,7 +187,10 @@ def store_batch(
                 predicted_by=latency.predicted_by,
             )
         )
-    record = batch.record
+
+
+def _store_iteration(session: Session, job_id: int, record: IterationRecord) -> None:
+    """The iteration's summary row and the predictor fits of that iteration."""
     session.add(
         JobIteration(
             job_id=job_id,
@@ -191,8 +213,6 @@ def store_batch(
                 scores={k: v for k, v in scores.items() if k not in ("model", "n_train")},
             )
         )
-    _mark_front(session, job_id, batch.front)
-    session.flush()
 
 
 def _cache(

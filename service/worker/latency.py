@@ -168,10 +168,8 @@ def measure_on_agents(
     `lease_state()` is polled while waiting: "lost" raises `LostLeaseError`, "cancel_requested"
     and "released" raise `JobInterrupted`.
     """
-    metrics: dict[str, dict[str, float]] = {h: {} for h in configs}
-    latencies: list[MeasuredLatency] = []
     if not plan.agents or not configs:
-        return metrics, latencies
+        return {h: {} for h in configs}, []
     with transaction(factory) as session:
         task_ids = {
             agent: tasks.enqueue(
@@ -185,6 +183,20 @@ def measure_on_agents(
             )
             for agent in plan.agents
         }
+    done = _wait_for_tasks(factory, task_ids, job_id, lease_state, poll_s, timeout_s)
+    return _agent_results(configs, task_ids, done)
+
+
+def _wait_for_tasks(
+    factory: sessionmaker[Session],
+    task_ids: Mapping[AgentDevice, Mapping[str, int]],
+    job_id: int | None,
+    lease_state: Callable[[], str],
+    poll_s: float,
+    timeout_s: float,
+) -> dict[int, tasks.TaskOutcome]:
+    """Poll until every task is done; raise when one fails, the wait times out or the job must
+    stop (see `measure_on_agents`)."""
     deadline = time.monotonic() + timeout_s
     pending = {tid for ids in task_ids.values() for tid in ids.values()}
     done: dict[int, tasks.TaskOutcome] = {}
@@ -215,6 +227,17 @@ def measure_on_agents(
                 "on each device (or raise HWNAS_AGENT_WAIT_TIMEOUT_S)"
             )
         time.sleep(poll_s)
+    return done
+
+
+def _agent_results(
+    configs: Mapping[str, Mapping[str, Any]],
+    task_ids: Mapping[AgentDevice, Mapping[str, int]],
+    done: Mapping[int, tasks.TaskOutcome],
+) -> tuple[dict[str, dict[str, float]], list[MeasuredLatency]]:
+    """`latency@<device>` per config hash, and the measurements to store, from finished tasks."""
+    metrics: dict[str, dict[str, float]] = {h: {} for h in configs}
+    latencies: list[MeasuredLatency] = []
     for agent, ids in task_ids.items():
         for config_hash, task_id in ids.items():
             outcome = done[task_id]

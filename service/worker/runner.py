@@ -40,6 +40,7 @@ from service.jobs.evaluations import (
 )
 from service.jobs.specs import JobSpec
 from service.latency.sources import latency_devices
+from service.search.engine import SearchEngine
 from service.search.records import WARM_START
 from service.search.spec import SearchSpec
 from service.supernets.protocol import Supernet
@@ -173,33 +174,8 @@ class JobRunner:
         return str(status)
 
     def _search(self, plan: JobPlan, heartbeat: Heartbeat) -> JobStatus | Literal["released"]:
-        from service.search import SearchEngine
-
         supernet = supernet_catalog.loaded_supernet(plan.family, plan.checkpoint)
-        with transaction(self.factory) as session:
-            stored = stored_evaluations(session, plan.job_id)
-            history = [e for e in stored if e.origin != WARM_START]
-            warm_start = warm_start_evaluations(
-                session,
-                plan.key,
-                self._validated_metrics(plan),
-                exclude={e.config_hash for e in history},
-            )
-        warm_start = with_lut_values(plan.latency, supernet, warm_start)
-        engine = SearchEngine(
-            plan.space,
-            plan.spec,
-            exact_metrics=lambda config: exact_metrics(supernet, config),
-            history=history,
-            warm_start=warm_start,
-        )
-        stored_hashes = {e.config_hash for e in stored}
-        log.info(
-            "job %s: %d validations stored, %d warm-start points",
-            plan.job_id,
-            len(history),
-            len(warm_start),
-        )
+        engine, stored_hashes = self._resume(plan, supernet)
         while not engine.done:
             if self.stop.is_set():
                 return "released"
@@ -237,6 +213,34 @@ class JobRunner:
                 record.hypervolume,
             )
         return JobStatus.SUCCEEDED
+
+    def _resume(self, plan: JobPlan, supernet: Supernet) -> tuple[SearchEngine, set[str]]:
+        """The engine rebuilt from what the job stored, warm-started from the shared cache; with
+        the config hashes already stored."""
+        with transaction(self.factory) as session:
+            stored = stored_evaluations(session, plan.job_id)
+            history = [e for e in stored if e.origin != WARM_START]
+            warm_start = warm_start_evaluations(
+                session,
+                plan.key,
+                self._validated_metrics(plan),
+                exclude={e.config_hash for e in history},
+            )
+        warm_start = with_lut_values(plan.latency, supernet, warm_start)
+        engine = SearchEngine(
+            plan.space,
+            plan.spec,
+            exact_metrics=lambda config: exact_metrics(supernet, config),
+            history=history,
+            warm_start=warm_start,
+        )
+        log.info(
+            "job %s: %d validations stored, %d warm-start points",
+            plan.job_id,
+            len(history),
+            len(warm_start),
+        )
+        return engine, {e.config_hash for e in stored}
 
     @staticmethod
     def _validated_metrics(plan: JobPlan) -> list[str]:
