@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.db.models import Candidate, Device, Job, JobIteration, MetricValue, PredictorFit
 from service.errors import NotFoundError
+from service.jobs.queue import get_job
 from service.jobs.views import (
     CandidateOut,
     CandidatePageOut,
@@ -76,13 +77,6 @@ def list_jobs(session: Session, limit: int = 100) -> list[Job]:
     return list(session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)))
 
 
-def _existing_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFoundError(f"job {job_id} does not exist; list jobs with GET /v1/jobs")
-    return job
-
-
 def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[CandidateOut]:
     """Candidates with their metrics, fetched in one query."""
     metrics: dict[int, dict[str, MetricOut]] = defaultdict(dict)
@@ -130,7 +124,7 @@ def latency_method(metric: str, source: str, device_kinds: dict[str, str]) -> st
 
 def pareto_out(session: Session, job_id: int) -> ParetoOut:
     """The feasible validated front, or the closest points while nothing is feasible."""
-    job = _existing_job(session, job_id)
+    job = get_job(session, job_id)
     # No ORDER BY: it would make SQLite walk the (job_id, id) index over every candidate.
     rows = sorted(
         session.scalars(
@@ -164,7 +158,7 @@ def _sort_value(candidate: CandidateOut, metric: str, direction: str) -> float:
 
 
 def candidate_page(session: Session, job_id: int, after: int, limit: int) -> CandidatePageOut:
-    _existing_job(session, job_id)
+    get_job(session, job_id)
     rows = list(
         session.scalars(
             select(Candidate)
@@ -191,7 +185,7 @@ def get_candidate(session: Session, job_id: int, candidate_id: int) -> Candidate
 
 
 def iter_all_candidates(session: Session, job_id: int) -> Iterator[CandidateOut]:
-    _existing_job(session, job_id)
+    get_job(session, job_id)
     after = 0
     while True:
         page = candidate_page(session, job_id, after, EXPORT_BATCH)
@@ -202,7 +196,7 @@ def iter_all_candidates(session: Session, job_id: int) -> Iterator[CandidateOut]
 
 
 def export_json(session: Session, job_id: int) -> str:
-    job = job_out(session, _existing_job(session, job_id))
+    job = job_out(session, get_job(session, job_id))
     items = [c.model_dump() for c in iter_all_candidates(session, job_id)]
     return json.dumps({"job": job.model_dump(mode="json"), "candidates": items})
 

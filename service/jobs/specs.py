@@ -80,6 +80,8 @@ class JobRequest(Protocol):
 
 
 class UnknownSupernetInputError(InvalidInputError):
+    """A job body names an unregistered supernet: 422 (the catalog's 404 is a path id)."""
+
     code = "unknown_supernet"
 
 
@@ -87,7 +89,9 @@ class UnknownMetricError(InvalidInputError):
     code = "unknown_metric"
 
 
-class UnknownDeviceError(InvalidInputError):
+class UnknownDeviceInputError(InvalidInputError):
+    """A job body names an unregistered device: 422 (the catalog's 404 is a path id)."""
+
     code = "unknown_device"
 
 
@@ -234,7 +238,7 @@ def check_metric(session: Session, metric: str) -> None:
         raise UnknownMetricError(f"metric {metric!r} needs a device, e.g. 'latency@host'")
     device = session.scalar(select(Device).where(Device.name == device_name))
     if device is None:
-        raise UnknownDeviceError(
+        raise UnknownDeviceInputError(
             f"metric {metric!r} names device {device_name!r}, which is not registered; "
             "register it with POST /v1/devices or list them with GET /v1/devices"
         )
