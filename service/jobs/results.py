@@ -44,33 +44,12 @@ def job_out(session: Session, job: Job, with_iterations: bool = True) -> JobOut:
             .order_by(JobIteration.iteration)
         )
         iterations = [
-            IterationOut(
-                iteration=r.iteration,
-                hypervolume=r.hypervolume,
-                front_size=r.front_size,
-                validations_used=r.validations_used,
-                seconds=r.seconds,
-                predictor_scores=scores.get(r.iteration, {}),
+            IterationOut.model_validate(r).model_copy(
+                update={"predictor_scores": scores.get(r.iteration, {})}
             )
             for r in rows
         ]
-    return JobOut(
-        id=job.id,
-        supernet_id=job.supernet_id,
-        status=job.status,
-        spec=job.spec,
-        budget=job.budget,
-        validations_used=job.validations_used,
-        progress=min(1.0, job.validations_used / job.budget) if job.budget else 0.0,
-        attempts=job.attempts,
-        worker_id=job.worker_id,
-        cancel_requested=job.cancel_requested,
-        error=job.error,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        iterations=iterations,
-    )
+    return JobOut.model_validate(job).model_copy(update={"iterations": iterations})
 
 
 def list_jobs(session: Session, limit: int = 100) -> list[Job]:
@@ -98,15 +77,7 @@ def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[Ca
                 }
             )
     return [
-        CandidateOut(
-            id=c.id,
-            config=c.config,
-            config_hash=c.config_hash,
-            iteration=c.iteration,
-            origin=c.origin,
-            pareto_role=c.pareto_role,
-            metrics=metrics.get(c.id, {}),
-        )
+        CandidateOut.model_validate(c).model_copy(update={"metrics": metrics.get(c.id, {})})
         for c in candidates
     ]
 
