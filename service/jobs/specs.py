@@ -26,6 +26,7 @@ from service.search.spec import (
     Tactic,
     parse_constraint,
     parse_objective,
+    spec_error_text,
 )
 
 DEVICE_FREE_METRICS = ("accuracy", "macs", "params")
@@ -190,7 +191,7 @@ def check_job_request(session: Session, request: JobRequest) -> CheckedJob:
             hv_bounds=hypervolume_bounds(supernet, objectives, request.hv_bounds),
         )
     except ValueError as exc:
-        raise InvalidSpecError(str(exc)) from exc
+        raise InvalidSpecError(spec_error_text(exc)) from exc
     for metric in spec.metrics:
         check_metric(session, metric)
     sources = resolve_latency_sources(
