@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.search import Evaluation, FrontResult, SearchEngine, SearchSpec, run_search
+from service.search.metrics import LATENCY, MetricName
 from service.search.spec import (
     DEFAULT_EXACT_FEATURES,
     DEFAULT_PREDICTORS,
@@ -78,10 +79,10 @@ def build_spec(args: argparse.Namespace) -> SearchSpec:
         exact_features=args.exact_features,
     )
     for metric in spec.metrics:
-        name, _, device = metric.partition("@")
-        if name == "latency" and device == LOCAL_DEVICE:
+        name = MetricName.parse(metric)
+        if name == MetricName.latency(LOCAL_DEVICE):
             continue
-        if name == "latency":
+        if name.name == LATENCY:
             raise ValueError(
                 f"{metric!r}: the local search measures latency on this host only; use "
                 f"'latency@{LOCAL_DEVICE}' (other devices need the service with agents or LUTs)"
@@ -108,7 +109,7 @@ def _search(args: argparse.Namespace) -> int:
         return 2
     supernet = load_supernet(args.supernet, args.checkpoint)
     devices = []
-    if any(m.startswith("latency@") for m in spec.metrics):
+    if any(MetricName.parse(m).is_latency for m in spec.metrics):
         devices = [DeviceProfile(LOCAL_DEVICE, threads=args.threads, batch_size=args.batch_size)]
     with tqdm(total=spec.budget, unit="net", desc="validations", file=sys.stderr) as bar:
 

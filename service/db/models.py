@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -22,10 +24,44 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.engine import Base
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+class JobStatus(StrEnum):
+    """A job's state: queued → running → succeeded | failed | cancelled (see `jobs.queue`)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TaskStatus(StrEnum):
+    """A measurement task's state: queued → leased → done | failed (see `latency.tasks`)."""
+
+    QUEUED = "queued"
+    LEASED = "leased"
+    DONE = "done"
+    FAILED = "failed"
+
+
+JOB_STATUSES = tuple(JobStatus)
+FINISHED_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 DEVICE_KINDS = ("host", "agent", "lut-only")
 METRIC_SOURCES = ("measured", "predicted")
+
+
+def _status_column(enum: type[StrEnum]) -> Any:
+    """A VARCHAR(20) holding the member's value (the same strings as before the enums)."""
+    return mapped_column(
+        Enum(
+            enum,
+            native_enum=False,
+            create_constraint=False,
+            length=20,
+            values_callable=lambda members: [m.value for m in members],
+        ),
+        default=enum("queued"),
+    )
 
 
 def _now() -> Any:
@@ -64,7 +100,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     supernet_id: Mapped[int] = mapped_column(ForeignKey("supernets.id"), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[JobStatus] = _status_column(JobStatus)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -201,7 +237,7 @@ class MeasurementTask(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     input_shape: Mapped[list[int]] = mapped_column(JSON)
     batch_size: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[TaskStatus] = _status_column(TaskStatus)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     agent_id: Mapped[str | None] = mapped_column(String(200))

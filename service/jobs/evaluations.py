@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from service.db.dialect import is_postgres
 from service.db.models import (
     Candidate,
     EvaluationCacheEntry,
@@ -26,6 +27,7 @@ from service.db.models import (
     PredictorFit,
 )
 from service.jobs import queue
+from service.search.metrics import MetricName
 from service.search.records import WARM_START, Evaluation, FrontResult, IterationRecord
 
 
@@ -130,6 +132,17 @@ def store_batch(
 ) -> None:
     """Store one round; raises `LostLeaseError` (nothing written) if the job is no longer ours."""
     queue.record_progress(session, job_id, worker_id, batch.validations_used)
+    _store_candidates(session, job_id, key, device_ids, batch)
+    _store_latencies(session, key, device_ids, batch.latencies)
+    _store_iteration(session, job_id, batch.record)
+    _mark_front(session, job_id, batch.front)
+    session.flush()
+
+
+def _store_candidates(
+    session: Session, job_id: int, key: CacheKey, device_ids: Mapping[str, int], batch: Batch
+) -> None:
+    """The batch's new candidates with their metrics; validated ones also go to the cache."""
     for evaluation in batch.evaluations:
         candidate = Candidate(
             job_id=job_id,
@@ -144,7 +157,7 @@ def store_batch(
             MetricValue(
                 candidate_id=candidate.id,
                 metric=metric,
-                device_id=device_ids.get(metric.partition("@")[2]),
+                device_id=_device_id(device_ids, metric),
                 value=value,
                 source="predicted" if metric in batch.predicted_metrics else "measured",
             )
@@ -152,7 +165,15 @@ def store_batch(
         )
         if evaluation.config_hash in batch.validated_hashes:
             _cache(session, key, job_id, device_ids, evaluation, batch.predicted_metrics)
-    for latency in batch.latencies:
+
+
+def _store_latencies(
+    session: Session,
+    key: CacheKey,
+    device_ids: Mapping[str, int],
+    latencies: Sequence[MeasuredLatency],
+) -> None:
+    for latency in latencies:
         session.add(
             LatencyMeasurement(
                 device_id=device_ids[latency.device_name],
@@ -166,7 +187,10 @@ def store_batch(
                 predicted_by=latency.predicted_by,
             )
         )
-    record = batch.record
+
+
+def _store_iteration(session: Session, job_id: int, record: IterationRecord) -> None:
+    """The iteration's summary row and the predictor fits of that iteration."""
     session.add(
         JobIteration(
             job_id=job_id,
@@ -189,8 +213,6 @@ def store_batch(
                 scores={k: v for k, v in scores.items() if k not in ("model", "n_train")},
             )
         )
-    _mark_front(session, job_id, batch.front)
-    session.flush()
 
 
 def _cache(
@@ -209,7 +231,7 @@ def _cache(
             "config_hash": evaluation.config_hash,
             "config": dict(evaluation.config),
             "metric": metric,
-            "device_id": device_ids.get(metric.partition("@")[2]),
+            "device_id": _device_id(device_ids, metric),
             "value": value,
             "job_id": job_id,
         }
@@ -218,14 +240,19 @@ def _cache(
     ]
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = pg_insert if is_postgres(session) else sqlite_insert
     statement = insert(EvaluationCacheEntry).values(rows)
     session.execute(
         statement.on_conflict_do_nothing(
             index_elements=["supernet_id", "dataset", "config_hash", "metric"]
         )
     )
+
+
+def _device_id(device_ids: Mapping[str, int], metric: str) -> int | None:
+    """The id of the device a metric is measured on; None for device-free metrics."""
+    device = MetricName.parse(metric).device
+    return device_ids.get(device) if device is not None else None
 
 
 def _mark_front(session: Session, job_id: int, front: FrontResult) -> None:

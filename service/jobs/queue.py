@@ -8,13 +8,13 @@ time comparison uses the database clock, so workers on different machines agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, literal, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import FINISHED_STATUSES, Job
+from service.db.dialect import db_now_minus, is_postgres
+from service.db.models import FINISHED_STATUSES, Job, JobStatus
 from service.errors import ConflictError, LostLeaseError, NotFoundError
 
 LeaseState = Literal["held", "cancel_requested", "lost"]
@@ -32,7 +32,7 @@ def create_job(session: Session, supernet_id: int, spec: dict[str, Any], budget:
         supernet_id=supernet_id,
         spec=spec,
         budget=budget,
-        status="queued",
+        status=JobStatus.QUEUED,
         attempts=0,
         cancel_requested=False,
         validations_used=0,
@@ -49,23 +49,12 @@ def get_job(session: Session, job_id: int) -> Job:
     return job
 
 
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _db_now_minus(session: Session, seconds: float) -> ColumnElement[Any]:
-    """The database clock minus `seconds`, in the form the dialect stores timestamps."""
-    if _is_postgres(session):
-        return func.now() - literal(timedelta(seconds=seconds))
-    return func.datetime("now", f"-{seconds:.3f} seconds")
-
-
 def claim_next_job(session: Session, worker_id: str) -> int | None:
     """Take the oldest queued job for `worker_id`; None when nothing is queued."""
-    if _is_postgres(session):
+    if is_postgres(session):
         candidate = (
             select(Job.id)
-            .where(Job.status == "queued")
+            .where(Job.status == JobStatus.QUEUED)
             .order_by(Job.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -73,13 +62,13 @@ def claim_next_job(session: Session, worker_id: str) -> int | None:
         )
     else:  # SQLite serialises writers: one atomic UPDATE … WHERE status='queued' is the claim.
         candidate = (
-            select(Job.id).where(Job.status == "queued").order_by(Job.id).limit(1)
+            select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.id).limit(1)
         ).scalar_subquery()
     claimed = session.execute(
         update(Job)
-        .where(Job.id == candidate, Job.status == "queued")
+        .where(Job.id == candidate, Job.status == JobStatus.QUEUED)
         .values(
-            status="running",
+            status=JobStatus.RUNNING,
             worker_id=worker_id,
             attempts=Job.attempts + 1,
             heartbeat_at=func.now(),
@@ -95,7 +84,7 @@ def heartbeat(session: Session, job_id: int, worker_id: str) -> LeaseState:
     """Refresh the job's heartbeat if `worker_id` still holds it; report cancel requests."""
     row = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
         .values(heartbeat_at=func.now())
         .returning(Job.cancel_requested)
         .execution_options(synchronize_session=False)
@@ -109,7 +98,7 @@ def record_progress(session: Session, job_id: int, worker_id: str, validations_u
     """Guard a batch write: raise `LostLeaseError` unless `worker_id` still holds the job."""
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
         .values(validations_used=validations_used, heartbeat_at=func.now())
         .execution_options(synchronize_session=False)
     )
@@ -120,19 +109,19 @@ def record_progress(session: Session, job_id: int, worker_id: str, validations_u
 def reap_stale_jobs(session: Session, grace_s: float, max_attempts: int) -> list[ReapedJob]:
     """Re-queue running jobs whose heartbeat is older than `grace_s`; fail those out of attempts."""
     stale_query = select(Job).where(
-        Job.status == "running", Job.heartbeat_at < _db_now_minus(session, grace_s)
+        Job.status == JobStatus.RUNNING, Job.heartbeat_at < db_now_minus(session, grace_s)
     )
-    if _is_postgres(session):
+    if is_postgres(session):
         stale_query = stale_query.with_for_update(skip_locked=True)
     reaped = []
     for job in session.scalars(stale_query).all():
         requeued = job.attempts < max_attempts
         reaped.append(ReapedJob(job.id, job.worker_id, requeued))
         if requeued:
-            job.status = "queued"
+            job.status = JobStatus.QUEUED
             job.error = f"re-queued after worker {job.worker_id} stopped beating"
         else:
-            job.status = "failed"
+            job.status = JobStatus.FAILED
             job.error = (
                 f"worker {job.worker_id} stopped beating on attempt {job.attempts} of "
                 f"{max_attempts}; giving up"
@@ -148,8 +137,8 @@ def request_cancel(session: Session, job_id: int) -> Job:
     job = get_job(session, job_id)
     if job.status in FINISHED_STATUSES:
         raise ConflictError(f"job {job_id} already {job.status}; finished jobs cannot change")
-    if job.status == "queued":
-        job.status = "cancelled"
+    if job.status == JobStatus.QUEUED:
+        job.status = JobStatus.CANCELLED
         job.finished_at = func.now()
     job.cancel_requested = True
     session.flush()
@@ -161,13 +150,13 @@ def finish_job(
     session: Session,
     job_id: int,
     worker_id: str,
-    status: Literal["succeeded", "failed", "cancelled"],
+    status: JobStatus,
     error: str | None = None,
 ) -> None:
     """Move a job its worker holds to a final state; raise `LostLeaseError` if it is not held."""
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
         .values(status=status, error=error, finished_at=func.now(), heartbeat_at=func.now())
         .execution_options(synchronize_session=False)
     )
@@ -179,8 +168,8 @@ def release_job(session: Session, job_id: int, worker_id: str) -> bool:
     """Give a held job back to the queue (worker shutting down); False if it was not held."""
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
-        .values(status="queued", worker_id=None, error=f"released by worker {worker_id}")
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+        .values(status=JobStatus.QUEUED, worker_id=None, error=f"released by worker {worker_id}")
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.db.models import Candidate, Device, Job, JobIteration, MetricValue, PredictorFit
 from service.errors import NotFoundError
+from service.jobs.queue import get_job
 from service.jobs.views import (
     CandidateOut,
     CandidatePageOut,
@@ -22,6 +23,7 @@ from service.jobs.views import (
     MetricOut,
     ParetoOut,
 )
+from service.search.metrics import MetricName
 
 EXPORT_BATCH = 2000
 
@@ -42,44 +44,16 @@ def job_out(session: Session, job: Job, with_iterations: bool = True) -> JobOut:
             .order_by(JobIteration.iteration)
         )
         iterations = [
-            IterationOut(
-                iteration=r.iteration,
-                hypervolume=r.hypervolume,
-                front_size=r.front_size,
-                validations_used=r.validations_used,
-                seconds=r.seconds,
-                predictor_scores=scores.get(r.iteration, {}),
+            IterationOut.model_validate(r).model_copy(
+                update={"predictor_scores": scores.get(r.iteration, {})}
             )
             for r in rows
         ]
-    return JobOut(
-        id=job.id,
-        supernet_id=job.supernet_id,
-        status=job.status,
-        spec=job.spec,
-        budget=job.budget,
-        validations_used=job.validations_used,
-        progress=min(1.0, job.validations_used / job.budget) if job.budget else 0.0,
-        attempts=job.attempts,
-        worker_id=job.worker_id,
-        cancel_requested=job.cancel_requested,
-        error=job.error,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        iterations=iterations,
-    )
+    return JobOut.model_validate(job).model_copy(update={"iterations": iterations})
 
 
 def list_jobs(session: Session, limit: int = 100) -> list[Job]:
     return list(session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)))
-
-
-def _existing_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFoundError(f"job {job_id} does not exist; list jobs with GET /v1/jobs")
-    return job
 
 
 def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[CandidateOut]:
@@ -94,43 +68,34 @@ def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[Ca
         )
         kinds = dict(session.execute(select(Device.name, Device.kind)).tuples().all())
         for candidate_id, metric, value, source in rows:
-            device = metric.partition("@")[2] or None
             metrics[candidate_id][metric] = MetricOut.model_validate(
                 {
                     "value": value,
-                    "device": device,
+                    "device": MetricName.parse(metric).device,
                     "source": source,
                     "method": latency_method(metric, source, kinds),
                 }
             )
     return [
-        CandidateOut(
-            id=c.id,
-            config=c.config,
-            config_hash=c.config_hash,
-            iteration=c.iteration,
-            origin=c.origin,
-            pareto_role=c.pareto_role,
-            metrics=metrics.get(c.id, {}),
-        )
+        CandidateOut.model_validate(c).model_copy(update={"metrics": metrics.get(c.id, {})})
         for c in candidates
     ]
 
 
 def latency_method(metric: str, source: str, device_kinds: dict[str, str]) -> str | None:
     """How a latency value was obtained: on the service host, by an agent, or from a LUT."""
-    name, _, device = metric.partition("@")
-    if name != "latency" or not device:
+    name = MetricName.parse(metric)
+    if not name.is_latency or name.device is None:
         return None
     if source == "predicted":
         return "lut"
-    kind = device_kinds.get(device)
+    kind = device_kinds.get(name.device)
     return kind if kind in ("host", "agent") else None
 
 
 def pareto_out(session: Session, job_id: int) -> ParetoOut:
     """The feasible validated front, or the closest points while nothing is feasible."""
-    job = _existing_job(session, job_id)
+    job = get_job(session, job_id)
     # No ORDER BY: it would make SQLite walk the (job_id, id) index over every candidate.
     rows = sorted(
         session.scalars(
@@ -164,7 +129,7 @@ def _sort_value(candidate: CandidateOut, metric: str, direction: str) -> float:
 
 
 def candidate_page(session: Session, job_id: int, after: int, limit: int) -> CandidatePageOut:
-    _existing_job(session, job_id)
+    get_job(session, job_id)
     rows = list(
         session.scalars(
             select(Candidate)
@@ -191,7 +156,7 @@ def get_candidate(session: Session, job_id: int, candidate_id: int) -> Candidate
 
 
 def iter_all_candidates(session: Session, job_id: int) -> Iterator[CandidateOut]:
-    _existing_job(session, job_id)
+    get_job(session, job_id)
     after = 0
     while True:
         page = candidate_page(session, job_id, after, EXPORT_BATCH)
@@ -202,7 +167,7 @@ def iter_all_candidates(session: Session, job_id: int) -> Iterator[CandidateOut]
 
 
 def export_json(session: Session, job_id: int) -> str:
-    job = job_out(session, _existing_job(session, job_id))
+    job = job_out(session, get_job(session, job_id))
     items = [c.model_dump() for c in iter_all_candidates(session, job_id)]
     return json.dumps({"job": job.model_dump(mode="json"), "candidates": items})
 

@@ -1,10 +1,10 @@
-"""Turn a job request into a checked `SearchSpec`: known metrics, devices able to measure."""
+"""Turn a job request into a checked `JobSpec`: known metrics, devices able to measure."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,17 +13,20 @@ from service.catalog.supernets import find_supernet
 from service.db.models import Device, Supernet
 from service.errors import InvalidInputError
 from service.latency.sources import (
+    LatencySource,
     can_measure_latency,
     latency_devices,
     resolve_latency_sources,
     why_cannot_measure,
 )
+from service.search.metrics import MetricName
 from service.search.spec import (
     Objective,
     SearchSpec,
     Tactic,
     parse_constraint,
     parse_objective,
+    spec_error_text,
 )
 
 DEVICE_FREE_METRICS = ("accuracy", "macs", "params")
@@ -78,6 +81,8 @@ class JobRequest(Protocol):
 
 
 class UnknownSupernetInputError(InvalidInputError):
+    """A job body names an unregistered supernet: 422 (the catalog's 404 is a path id)."""
+
     code = "unknown_supernet"
 
 
@@ -85,7 +90,9 @@ class UnknownMetricError(InvalidInputError):
     code = "unknown_metric"
 
 
-class UnknownDeviceError(InvalidInputError):
+class UnknownDeviceInputError(InvalidInputError):
+    """A job body names an unregistered device: 422 (the catalog's 404 is a path id)."""
+
     code = "unknown_device"
 
 
@@ -110,14 +117,42 @@ class InvalidSpecError(InvalidInputError):
 
 
 @dataclass(frozen=True)
+class JobSpec:
+    """A job as `jobs.spec` stores it: the search question, and where each latency device's
+    figures come from (a device not named takes its kind's default)."""
+
+    search: SearchSpec
+    latency_sources: dict[str, LatencySource] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The search spec's fields with `latency_sources` beside them (the stored shape)."""
+        return {**self.search.to_json(), "latency_sources": dict(self.latency_sources)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
+        """Read a stored spec; one stored without `latency_sources` takes the defaults."""
+        fields = dict(data)
+        sources = dict(fields.pop("latency_sources", None) or {})
+        bad = {device: s for device, s in sources.items() if s not in get_args(LatencySource)}
+        if bad:
+            raise ValueError(
+                f"latency_sources {bad} must each be one of {list(get_args(LatencySource))}"
+            )
+        return cls(SearchSpec.from_json(fields), sources)
+
+
+@dataclass(frozen=True)
 class CheckedJob:
     supernet: Supernet
-    spec: SearchSpec
-    latency_sources: dict[str, str] = field(default_factory=dict)
+    job_spec: JobSpec
+
+    @property
+    def spec(self) -> SearchSpec:
+        return self.job_spec.search
 
     def spec_json(self) -> dict[str, Any]:
-        """The stored job spec: the search spec plus where each device's latency comes from."""
-        return {**self.spec.to_json(), "latency_sources": dict(self.latency_sources)}
+        """The job spec as stored with the job."""
+        return self.job_spec.to_json()
 
 
 def check_job_request(session: Session, request: JobRequest) -> CheckedJob:
@@ -156,13 +191,13 @@ def check_job_request(session: Session, request: JobRequest) -> CheckedJob:
             hv_bounds=hypervolume_bounds(supernet, objectives, request.hv_bounds),
         )
     except ValueError as exc:
-        raise InvalidSpecError(str(exc)) from exc
+        raise InvalidSpecError(spec_error_text(exc)) from exc
     for metric in spec.metrics:
         check_metric(session, metric)
     sources = resolve_latency_sources(
         session, supernet, latency_devices(session, spec), request.latency_sources
     )
-    return CheckedJob(supernet, spec, dict(sources))
+    return CheckedJob(supernet, JobSpec(spec, dict(sources)))
 
 
 def hypervolume_bounds(
@@ -187,7 +222,8 @@ def hypervolume_bounds(
 
 
 def check_metric(session: Session, metric: str) -> None:
-    name, _, device_name = metric.partition("@")
+    parsed = MetricName.parse(metric)
+    name, device_name = parsed.name, parsed.device
     if name in DEVICE_FREE_METRICS:
         if device_name:
             raise UnknownMetricError(
@@ -203,7 +239,7 @@ def check_metric(session: Session, metric: str) -> None:
         raise UnknownMetricError(f"metric {metric!r} needs a device, e.g. 'latency@host'")
     device = session.scalar(select(Device).where(Device.name == device_name))
     if device is None:
-        raise UnknownDeviceError(
+        raise UnknownDeviceInputError(
             f"metric {metric!r} names device {device_name!r}, which is not registered; "
             "register it with POST /v1/devices or list them with GET /v1/devices"
         )

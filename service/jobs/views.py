@@ -1,7 +1,8 @@
 """What the read side of jobs returns: frozen views of a job, its candidates and its front.
 
 They are the API's response bodies too (`service/api/schemas/jobs.py` serves them as they are), so
-they live here, below the API, and the read side never imports the API.
+they live here, below the API, and the read side never imports the API. Those of one row are read
+from it (`from_attributes`); what another table holds is filled in by `jobs.results`.
 """
 
 from __future__ import annotations
@@ -9,26 +10,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 class IterationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     iteration: int
     hypervolume: float | None
     front_size: int
     validations_used: int
     seconds: float
-    predictor_scores: dict[str, dict[str, Any]]
+    predictor_scores: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     supernet_id: int
     status: str
     spec: dict[str, Any]
     budget: int
     validations_used: int
-    progress: float = Field(description="validations_used / budget, 0..1")
     attempts: int
     worker_id: str | None
     cancel_requested: bool
@@ -37,6 +41,11 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     iterations: list[IterationOut] = Field(default_factory=list)
+
+    @computed_field(description="validations_used / budget, 0..1")  # type: ignore[prop-decorator]
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.validations_used / self.budget) if self.budget else 0.0
 
 
 class MetricOut(BaseModel):
@@ -51,13 +60,15 @@ class MetricOut(BaseModel):
 
 
 class CandidateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     config: dict[str, Any]
     config_hash: str
     iteration: int
     origin: str
     pareto_role: str | None
-    metrics: dict[str, MetricOut]
+    metrics: dict[str, MetricOut] = Field(default_factory=dict)
 
 
 class CandidatePageOut(BaseModel):

@@ -24,6 +24,7 @@ from service.latency.tables import (
     latest_table,
     load_table,
 )
+from service.search.metrics import MetricName
 from service.search.spec import SearchSpec
 
 LatencySource = Literal["measured", "lut"]
@@ -150,6 +151,7 @@ def _check_table_covers(session: Session, device: Device, supernet: Supernet) ->
 
 def latency_devices(session: Session, spec: SearchSpec) -> list[Device]:
     """The devices whose latency the spec asks for, in the order first named."""
-    names = [m.partition("@")[2] for m in spec.metrics if m.startswith("latency@")]
+    metrics = [MetricName.parse(m) for m in spec.metrics]
+    names = [m.device for m in metrics if m.is_latency and m.device is not None]
     rows = {d.name: d for d in session.scalars(select(Device).where(Device.name.in_(names)))}
     return [rows[n] for n in names if n in rows]

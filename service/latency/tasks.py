@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import MeasurementTask
+from service.db.dialect import db_now, db_now_plus, is_postgres
+from service.db.models import MeasurementTask, TaskStatus
 from service.errors import ConflictError, InvalidInputError, NotFoundError
 
 # Latency figures an agent may report: positive, finite, and at most a minute per batch.
@@ -47,26 +47,12 @@ class TaskOutcome:
     """What the worker reads back about one task."""
 
     task_id: int
-    status: str
+    status: TaskStatus
     stats: dict[str, Any] | None
     runtime: dict[str, Any] | None
     agent_id: str | None
     attempts: int
     error: str | None
-
-
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _db_now_plus(session: Session, seconds: float) -> ColumnElement[Any]:
-    if _is_postgres(session):
-        return func.now() + literal(timedelta(seconds=seconds))
-    return func.datetime("now", f"+{seconds:.3f} seconds")
-
-
-def _db_now(session: Session) -> ColumnElement[Any]:
-    return func.now() if _is_postgres(session) else func.datetime("now")
 
 
 def enqueue(
@@ -101,13 +87,13 @@ def enqueue(
                 config=dict(config),
                 input_shape=list(input_shape),
                 batch_size=batch_size,
-                status="queued",
+                status=TaskStatus.QUEUED,
                 attempts=0,
             )
             session.add(task)
             existing[config_hash] = task
-        elif task.status == "failed":
-            task.status, task.attempts, task.error, task.job_id = "queued", 0, None, job_id
+        elif task.status == TaskStatus.FAILED:
+            task.status, task.attempts, task.error, task.job_id = TaskStatus.QUEUED, 0, None, job_id
     session.flush()
     return {h: existing[h].id for h in configs}
 
@@ -121,14 +107,16 @@ def claim(
     max_attempts: int,
 ) -> list[MeasurementTask]:
     """Lease up to `limit` queued (or lease-expired) tasks of the device to `agent_id`."""
-    now = _db_now(session)
-    expired = and_(MeasurementTask.status == "leased", MeasurementTask.lease_expires_at < now)
+    now = db_now(session)
+    expired = and_(
+        MeasurementTask.status == TaskStatus.LEASED, MeasurementTask.lease_expires_at < now
+    )
     session.execute(
         update(MeasurementTask)
         .where(MeasurementTask.device_id == device_id, expired)
         .where(MeasurementTask.attempts >= max_attempts)
         .values(
-            status="failed",
+            status=TaskStatus.FAILED,
             finished_at=func.now(),
             error=f"no agent posted a result in {max_attempts} leases",
         )
@@ -138,24 +126,26 @@ def claim(
         select(MeasurementTask.id)
         .where(
             MeasurementTask.device_id == device_id,
-            or_(MeasurementTask.status == "queued", expired),
+            or_(MeasurementTask.status == TaskStatus.QUEUED, expired),
         )
         .order_by(MeasurementTask.id)
         .limit(limit)
     )
-    if _is_postgres(session):
+    if is_postgres(session):
         claimable = claimable.with_for_update(skip_locked=True)
     ids = list(session.scalars(claimable))
     if not ids:
         return []
     session.execute(
         update(MeasurementTask)
-        .where(MeasurementTask.id.in_(ids), or_(MeasurementTask.status == "queued", expired))
+        .where(
+            MeasurementTask.id.in_(ids), or_(MeasurementTask.status == TaskStatus.QUEUED, expired)
+        )
         .values(
-            status="leased",
+            status=TaskStatus.LEASED,
             agent_id=agent_id,
             attempts=MeasurementTask.attempts + 1,
-            lease_expires_at=_db_now_plus(session, lease_s),
+            lease_expires_at=db_now_plus(session, lease_s),
         )
         .execution_options(synchronize_session=False)
     )
@@ -165,7 +155,7 @@ def claim(
         .order_by(MeasurementTask.id)
         .execution_options(populate_existing=True)
     )
-    return [row for row in rows if row.status == "leased"]
+    return [row for row in rows if row.status == TaskStatus.LEASED]
 
 
 def get_task(session: Session, task_id: int) -> MeasurementTask:
@@ -214,21 +204,21 @@ def store_result(
     """Store the first result of a task; a second one is refused (409) and changes nothing."""
     checked = check_stats(stats)
     task = get_task(session, task_id)
-    if task.status == "done":
+    if task.status == TaskStatus.DONE:
         raise TaskAlreadyDoneError(
             f"task {task_id} already has a result (from agent {task.agent_id}); "
             "this one was not stored"
         )
-    if task.status != "leased":
+    if task.status != TaskStatus.LEASED:
         raise TaskNotLeasedError(
             f"task {task_id} is {task.status}, not leased; claim it with "
             f"POST /v1/devices/{task.device_id}/tasks/claim before posting a result"
         )
     stored = session.execute(
         update(MeasurementTask)
-        .where(MeasurementTask.id == task_id, MeasurementTask.status == "leased")
+        .where(MeasurementTask.id == task_id, MeasurementTask.status == TaskStatus.LEASED)
         .values(
-            status="done",
+            status=TaskStatus.DONE,
             stats=checked,
             runtime=dict(runtime),
             agent_id=agent_id,
@@ -246,12 +236,14 @@ def store_result(
 def store_failure(session: Session, task_id: int, agent_id: str, error: str) -> MeasurementTask:
     """Fail a task its lease holder cannot measure; anyone else's report changes nothing (409)."""
     task = get_task(session, task_id)
-    if task.status == "done":
+    if task.status == TaskStatus.DONE:
         raise TaskAlreadyDoneError(
             f"task {task_id} already has a result; the failure was not stored"
         )
-    if task.status != "leased" or task.agent_id != agent_id:
-        holder = f"leased to agent {task.agent_id}" if task.status == "leased" else task.status
+    if task.status != TaskStatus.LEASED or task.agent_id != agent_id:
+        holder = (
+            f"leased to agent {task.agent_id}" if task.status == TaskStatus.LEASED else task.status
+        )
         raise TaskNotLeasedError(
             f"task {task_id} is {holder}, not leased to agent {agent_id!r}; only the agent "
             "holding the lease may report a failure"
@@ -260,11 +252,11 @@ def store_failure(session: Session, task_id: int, agent_id: str, error: str) -> 
         update(MeasurementTask)
         .where(
             MeasurementTask.id == task_id,
-            MeasurementTask.status == "leased",
+            MeasurementTask.status == TaskStatus.LEASED,
             MeasurementTask.agent_id == agent_id,
         )
         .values(
-            status="failed",
+            status=TaskStatus.FAILED,
             error=f"agent {agent_id} could not measure it: {error}",
             finished_at=func.now(),
             lease_expires_at=None,

@@ -6,13 +6,16 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from predictors.candidates import check_candidate_names
 
 Direction = Literal["max", "min"]
 Tactic = Literal["linas", "evolutionary", "random"]
-TACTICS: tuple[str, ...] = ("linas", "evolutionary", "random")
+TACTICS: tuple[str, ...] = get_args(Tactic)
 # Algorithms by number of objectives; the first of each list is the default.
 ALGORITHMS: dict[str, tuple[str, ...]] = {
     "single": ("ga",),
@@ -113,7 +116,10 @@ DEFAULT_PREDICTORS: tuple[str, ...] = ("ridge", "monotone")
 DEFAULT_EXACT_FEATURES = True
 
 
-@dataclass(frozen=True)
+PositiveCount = Annotated[int, Field(strict=True, ge=1)]
+
+
+@pydantic_dataclass(frozen=True)
 class SearchSpec:
     """A search job's question. `hv_bounds` maps a metric to its (low, high) for hypervolume.
 
@@ -121,47 +127,54 @@ class SearchSpec:
     `population_size`, `initial_size` and `batch_size` override the budget-derived defaults;
     `predictors` are the candidate models LINAS selects among (names from `predictors`);
     `exact_features` gives them the `exact_metrics` values (MACs, params) as extra features.
+    The field types carry the constraints; a bad spec raises a `ValueError` (pydantic's
+    `ValidationError`) naming each field at fault (`spec_error_text` renders it in one line).
     """
 
     objectives: list[Objective]
     constraints: list[Constraint] = field(default_factory=list)
-    budget: int = 100
+    budget: PositiveCount = 100
     tactic: Tactic = "linas"
     seed: int = 0
     algorithm: str | None = None
     hv_bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    population_size: int | None = None
-    initial_size: int | None = None
-    batch_size: int | None = None
+    population_size: PositiveCount | None = None
+    initial_size: PositiveCount | None = None
+    batch_size: PositiveCount | None = None
     predictors: tuple[str, ...] = DEFAULT_PREDICTORS
     exact_features: bool = DEFAULT_EXACT_FEATURES
 
-    def __post_init__(self) -> None:
+    @field_validator("predictors")
+    @classmethod
+    def _known_predictors(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        check_candidate_names(list(names))
+        return names
+
+    @field_validator("hv_bounds")
+    @classmethod
+    def _ordered_bounds(
+        cls, bounds: Mapping[str, tuple[float, float]]
+    ) -> Mapping[str, tuple[float, float]]:
+        for metric, (low, high) in bounds.items():
+            if not low < high:
+                raise ValueError(f"hv_bounds[{metric!r}] must be (low, high) with low < high")
+        return bounds
+
+    @model_validator(mode="after")
+    def _objectives_fit(self) -> SearchSpec:
+        """At least one objective, each metric once, and an algorithm for that many."""
         if not self.objectives:
             raise ValueError("a search needs at least one objective, e.g. 'accuracy:max'")
         metrics = [o.metric for o in self.objectives]
         if len(set(metrics)) != len(metrics):
             raise ValueError(f"each metric may be one objective only; got {metrics}")
-        if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
-            raise ValueError(
-                f"budget must be a positive number of validations, not {self.budget!r}"
-            )
-        if self.tactic not in TACTICS:
-            raise ValueError(f"tactic must be one of {list(TACTICS)}, not {self.tactic!r}")
         allowed = ALGORITHMS[_arity(len(self.objectives))]
         if self.algorithm is not None and self.algorithm not in allowed:
             raise ValueError(
                 f"algorithm {self.algorithm!r} does not fit {len(self.objectives)} objective(s); "
                 f"use one of {list(allowed)}"
             )
-        for name in ("population_size", "initial_size", "batch_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be at least 1, not {value}")
-        check_candidate_names(list(self.predictors))
-        for metric, bounds in self.hv_bounds.items():
-            if len(bounds) != 2 or not bounds[0] < bounds[1]:
-                raise ValueError(f"hv_bounds[{metric!r}] must be (low, high) with low < high")
+        return self
 
     @property
     def algorithm_name(self) -> str:
@@ -219,3 +232,16 @@ class SearchSpec:
             predictors=tuple(data.get("predictors", DEFAULT_PREDICTORS)),
             exact_features=bool(data.get("exact_features", DEFAULT_EXACT_FEATURES)),
         )
+
+
+def spec_error_text(error: ValueError) -> str:
+    """A spec error in one line: each field at fault with pydantic's message, or ours."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    parts = []
+    for detail in error.errors(include_url=False):
+        cause = (detail.get("ctx") or {}).get("error")
+        text = str(cause) if isinstance(cause, ValueError) else detail["msg"]
+        field_name = ".".join(str(part) for part in detail["loc"])
+        parts.append(f"{field_name}: {text}" if field_name else text)
+    return "; ".join(parts)

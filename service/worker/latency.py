@@ -12,19 +12,20 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from latency_tables import LatencyTableError
 from service.catalog import devices as device_catalog
 from service.db.engine import transaction
-from service.db.models import Device, Supernet
+from service.db.models import Device, JobStatus, Supernet, TaskStatus
 from service.errors import LostLeaseError
 from service.evaluation.profile import DeviceProfile
 from service.jobs.evaluations import MeasuredLatency
 from service.latency import sources as latency_sources
 from service.latency import tasks
+from service.search.metrics import MetricName
 from service.search.records import Evaluation
 from service.supernets.protocol import Supernet as SupernetModel
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 class JobInterrupted(Exception):
     """The job must stop while waiting for agents: cancelled, or the worker is shutting down."""
 
-    def __init__(self, status: str) -> None:
+    def __init__(self, status: Literal[JobStatus.CANCELLED, "released"]) -> None:
         super().__init__(status)
         self.status = status
 
@@ -62,11 +63,14 @@ class JobLatencyPlan:
 
     @property
     def lut_metrics(self) -> set[str]:
-        return {f"latency@{lut.device_name}" for lut in self.luts}
+        return {str(MetricName.latency(lut.device_name)) for lut in self.luts}
 
 
 def plan_job_latency(
-    session: Session, supernet: Supernet, devices: Sequence[Device], sources: Mapping[str, str]
+    session: Session,
+    supernet: Supernet,
+    devices: Sequence[Device],
+    sources: Mapping[str, latency_sources.LatencySource],
 ) -> JobLatencyPlan:
     """The plan for a job's latency devices; `sources` as stored with the job (defaults by kind)."""
     plan = JobLatencyPlan()
@@ -96,7 +100,7 @@ def lut_values(
     keys = [supernet.layer_keys(supernet.canonical(c)) for c in configs]
     for lut in plan.luts:
         for row, estimate in zip(values, lut.estimate_ms(keys), strict=True):
-            row[f"latency@{lut.device_name}"] = float(estimate)
+            row[str(MetricName.latency(lut.device_name))] = float(estimate)
     return values
 
 
@@ -164,10 +168,8 @@ def measure_on_agents(
     `lease_state()` is polled while waiting: "lost" raises `LostLeaseError`, "cancel_requested"
     and "released" raise `JobInterrupted`.
     """
-    metrics: dict[str, dict[str, float]] = {h: {} for h in configs}
-    latencies: list[MeasuredLatency] = []
     if not plan.agents or not configs:
-        return metrics, latencies
+        return {h: {} for h in configs}, []
     with transaction(factory) as session:
         task_ids = {
             agent: tasks.enqueue(
@@ -181,6 +183,20 @@ def measure_on_agents(
             )
             for agent in plan.agents
         }
+    done = _wait_for_tasks(factory, task_ids, job_id, lease_state, poll_s, timeout_s)
+    return _agent_results(configs, task_ids, done)
+
+
+def _wait_for_tasks(
+    factory: sessionmaker[Session],
+    task_ids: Mapping[AgentDevice, Mapping[str, int]],
+    job_id: int | None,
+    lease_state: Callable[[], str],
+    poll_s: float,
+    timeout_s: float,
+) -> dict[int, tasks.TaskOutcome]:
+    """Poll until every task is done; raise when one fails, the wait times out or the job must
+    stop (see `measure_on_agents`)."""
     deadline = time.monotonic() + timeout_s
     pending = {tid for ids in task_ids.values() for tid in ids.values()}
     done: dict[int, tasks.TaskOutcome] = {}
@@ -188,12 +204,12 @@ def measure_on_agents(
         with transaction(factory) as session:
             found = tasks.outcomes(session, sorted(pending))
         for task_id, outcome in found.items():
-            if outcome.status == "failed":
+            if outcome.status == TaskStatus.FAILED:
                 raise AgentMeasurementError(
                     f"measurement task {task_id} failed: {outcome.error}; is `hwnas agent` "
                     "running for its device and able to measure?"
                 )
-            if outcome.status == "done":
+            if outcome.status == TaskStatus.DONE:
                 done[task_id] = outcome
                 pending.discard(task_id)
         if not pending:
@@ -202,7 +218,7 @@ def measure_on_agents(
         if state == "lost":
             raise LostLeaseError(f"job {job_id} is no longer held")
         if state in ("cancel_requested", "released"):
-            raise JobInterrupted("cancelled" if state == "cancel_requested" else "released")
+            raise JobInterrupted(JobStatus.CANCELLED if state == "cancel_requested" else "released")
         if time.monotonic() > deadline:
             names = sorted({a.name for a, ids in task_ids.items() if pending & set(ids.values())})
             raise AgentMeasurementError(
@@ -211,12 +227,23 @@ def measure_on_agents(
                 "on each device (or raise HWNAS_AGENT_WAIT_TIMEOUT_S)"
             )
         time.sleep(poll_s)
+    return done
+
+
+def _agent_results(
+    configs: Mapping[str, Mapping[str, Any]],
+    task_ids: Mapping[AgentDevice, Mapping[str, int]],
+    done: Mapping[int, tasks.TaskOutcome],
+) -> tuple[dict[str, dict[str, float]], list[MeasuredLatency]]:
+    """`latency@<device>` per config hash, and the measurements to store, from finished tasks."""
+    metrics: dict[str, dict[str, float]] = {h: {} for h in configs}
+    latencies: list[MeasuredLatency] = []
     for agent, ids in task_ids.items():
         for config_hash, task_id in ids.items():
             outcome = done[task_id]
             assert outcome.stats is not None
             median_ms = float(outcome.stats["median_ms"])
-            metrics[config_hash][f"latency@{agent.name}"] = median_ms
+            metrics[config_hash][str(MetricName.latency(agent.name))] = median_ms
             latencies.append(
                 MeasuredLatency(
                     config_hash=config_hash,

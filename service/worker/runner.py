@@ -17,13 +17,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.catalog import supernets as supernet_catalog
 from service.config import Settings
 from service.db.engine import transaction
+from service.db.models import JobStatus
 from service.errors import LostLeaseError
 from service.evaluation.profile import DeviceProfile
 from service.evaluation.validation import exact_metrics, validate_subnets_detailed
@@ -37,7 +38,9 @@ from service.jobs.evaluations import (
     stored_evaluations,
     warm_start_evaluations,
 )
+from service.jobs.specs import JobSpec
 from service.latency.sources import latency_devices
+from service.search.engine import SearchEngine
 from service.search.records import WARM_START
 from service.search.spec import SearchSpec
 from service.supernets.protocol import Supernet
@@ -77,11 +80,10 @@ class JobPlan:
 def load_plan(session: Session, job_id: int) -> JobPlan:
     job = queue.get_job(session, job_id)
     supernet = supernet_catalog.get_supernet(session, job.supernet_id)
-    spec_json = dict(job.spec)
-    sources = spec_json.pop("latency_sources", None) or {}
-    spec = SearchSpec.from_json(spec_json)
+    job_spec = JobSpec.from_json(job.spec)
+    spec = job_spec.search
     devices = latency_devices(session, spec)
-    latency = plan_job_latency(session, supernet, devices, sources)
+    latency = plan_job_latency(session, supernet, devices, job_spec.latency_sources)
     return JobPlan(
         job_id=job.id,
         key=CacheKey(supernet.id, supernet.dataset),
@@ -156,14 +158,14 @@ class JobRunner:
         except Exception as exc:
             log.exception("job %s failed", job_id)
             detail = "".join(traceback.format_exception_only(exc)).strip()
-            return self._finish(job_id, "failed", detail[-2000:])
+            return self._finish(job_id, JobStatus.FAILED, detail[-2000:])
         if status == "released":
             with transaction(self.factory) as session:
                 queue.release_job(session, job_id, self.worker_id)
             return status
         return self._finish(job_id, status)
 
-    def _finish(self, job_id: int, status: Any, error: str | None = None) -> str:
+    def _finish(self, job_id: int, status: JobStatus, error: str | None = None) -> str:
         try:
             with transaction(self.factory) as session:
                 queue.finish_job(session, job_id, self.worker_id, status, error)
@@ -171,34 +173,9 @@ class JobRunner:
             return "lost"
         return str(status)
 
-    def _search(self, plan: JobPlan, heartbeat: Heartbeat) -> str:
-        from service.search import SearchEngine
-
+    def _search(self, plan: JobPlan, heartbeat: Heartbeat) -> JobStatus | Literal["released"]:
         supernet = supernet_catalog.loaded_supernet(plan.family, plan.checkpoint)
-        with transaction(self.factory) as session:
-            stored = stored_evaluations(session, plan.job_id)
-            history = [e for e in stored if e.origin != WARM_START]
-            warm_start = warm_start_evaluations(
-                session,
-                plan.key,
-                self._validated_metrics(plan),
-                exclude={e.config_hash for e in history},
-            )
-        warm_start = with_lut_values(plan.latency, supernet, warm_start)
-        engine = SearchEngine(
-            plan.space,
-            plan.spec,
-            exact_metrics=lambda config: exact_metrics(supernet, config),
-            history=history,
-            warm_start=warm_start,
-        )
-        stored_hashes = {e.config_hash for e in stored}
-        log.info(
-            "job %s: %d validations stored, %d warm-start points",
-            plan.job_id,
-            len(history),
-            len(warm_start),
-        )
+        engine, stored_hashes = self._resume(plan, supernet)
         while not engine.done:
             if self.stop.is_set():
                 return "released"
@@ -206,7 +183,7 @@ class JobRunner:
             if lease == "lost":
                 raise LostLeaseError(f"job {plan.job_id} is no longer held")
             if lease == "cancel_requested":
-                return "cancelled"
+                return JobStatus.CANCELLED
             configs = engine.ask()
             if not configs:
                 break
@@ -235,7 +212,35 @@ class JobRunner:
                 record.validations_used,
                 record.hypervolume,
             )
-        return "succeeded"
+        return JobStatus.SUCCEEDED
+
+    def _resume(self, plan: JobPlan, supernet: Supernet) -> tuple[SearchEngine, set[str]]:
+        """The engine rebuilt from what the job stored, warm-started from the shared cache; with
+        the config hashes already stored."""
+        with transaction(self.factory) as session:
+            stored = stored_evaluations(session, plan.job_id)
+            history = [e for e in stored if e.origin != WARM_START]
+            warm_start = warm_start_evaluations(
+                session,
+                plan.key,
+                self._validated_metrics(plan),
+                exclude={e.config_hash for e in history},
+            )
+        warm_start = with_lut_values(plan.latency, supernet, warm_start)
+        engine = SearchEngine(
+            plan.space,
+            plan.spec,
+            exact_metrics=lambda config: exact_metrics(supernet, config),
+            history=history,
+            warm_start=warm_start,
+        )
+        log.info(
+            "job %s: %d validations stored, %d warm-start points",
+            plan.job_id,
+            len(history),
+            len(warm_start),
+        )
+        return engine, {e.config_hash for e in stored}
 
     @staticmethod
     def _validated_metrics(plan: JobPlan) -> list[str]:
