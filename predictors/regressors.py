@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.optimize import nnls
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor, VotingRegressor
 from sklearn.linear_model import LinearRegression, Ridge
@@ -101,6 +102,10 @@ class MonotoneRidge(RegressorMixin, BaseEstimator):
     non-negative weights on the thermometer encoding: from 100 noisy accuracies it ranks held-out
     networks better than unconstrained models (`docs/predictors.md`). Both signs are fitted; the
     one with the smaller training error is kept, so falling metrics (error rate) work too.
+
+    Solved exactly as non-negative least squares on the ridge-augmented system (scipy's active-set
+    `nnls`), not by an iterative solver whose stopping point moves with the last bits of a BLAS
+    sum: the same solution as `Ridge(alpha, positive=True)` on the centred problem, on any machine.
     """
 
     def __init__(self, alpha: float = 3.0) -> None:
@@ -110,15 +115,19 @@ class MonotoneRidge(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, y_numeric=True)
         self.scaler_ = StandardScaler().fit(X)
         Z = self.scaler_.transform(X)
+        # Z's columns are centred, so the unpenalised intercept is the mean of the target.
+        A = np.vstack([Z, np.sqrt(self.alpha) * np.eye(Z.shape[1])])
+        centred = y - y.mean()
         fits = []
         for sign in (1.0, -1.0):
-            ridge = Ridge(alpha=self.alpha, positive=True).fit(Z, sign * y)
-            error = float(np.sum((ridge.predict(Z) - sign * y) ** 2))
-            fits.append((error, sign, ridge))
-        _, self.sign_, self.ridge_ = min(fits, key=lambda fit: fit[0])
+            coef, _ = nnls(A, np.concatenate([sign * centred, np.zeros(Z.shape[1])]))
+            error = float(np.sum((Z @ coef - sign * centred) ** 2))
+            fits.append((error, -sign, sign, coef))  # equal errors: the rising direction
+        _, _, self.sign_, self.coef_ = min(fits, key=lambda fit: fit[:2])
+        self.intercept_ = float(self.sign_ * y.mean())
         return self
 
     def predict(self, X: Any) -> Any:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False)
-        return self.sign_ * self.ridge_.predict(self.scaler_.transform(X))
+        return self.sign_ * (self.scaler_.transform(X) @ self.coef_ + self.intercept_)
