@@ -95,6 +95,45 @@ class FeatureTrendRegressor(RegressorMixin, BaseEstimator):
         return trend + mean, std
 
 
+def nonnegative_ridge(Z: np.ndarray, t: np.ndarray, alpha: float) -> np.ndarray:
+    """argmin |Z w - t|² + alpha |w|² subject to w >= 0 (alpha > 0: one solution).
+
+    scipy's `nnls` on the augmented system gives the start; it is not trusted alone, since with
+    other BLAS kernels it can stop at a non-optimal point (seen with scipy 1.17.1 under
+    OPENBLAS_CORETYPE=Sandybridge: objective 4.684 against the optimum 4.638). Lawson-Hanson
+    iterations on the normal equations then run to the KKT conditions, so the result is the
+    unique optimum, whatever path led there."""
+    n_features = Z.shape[1]
+    Q = Z.T @ Z + alpha * np.eye(n_features)
+    c = Z.T @ t
+    start, _ = nnls(
+        np.vstack([Z, np.sqrt(alpha) * np.eye(n_features)]),
+        np.concatenate([t, np.zeros(n_features)]),
+    )
+    w = np.maximum(start, 0.0)
+    passive = w > 0
+    tolerance = 1e-10 * max(1.0, float(np.max(np.abs(c), initial=0.0)))
+    for _ in range(3 * n_features + 1):
+        while True:  # the least-squares solution on the passive set, stepping back to w >= 0
+            s = np.zeros(n_features)
+            if passive.any():
+                s[passive] = np.linalg.solve(Q[np.ix_(passive, passive)], c[passive])
+            negative = passive & (s <= 0)
+            if not negative.any():
+                break
+            step = np.min(w[negative] / (w[negative] - s[negative]))
+            w = w + step * (s - w)
+            passive &= w > 0
+        w = s
+        gradient = c - Q @ w
+        gradient[passive] = -np.inf
+        best = int(np.argmax(gradient))
+        if gradient[best] <= tolerance:
+            break
+        passive[best] = True
+    return w
+
+
 class MonotoneRidge(RegressorMixin, BaseEstimator):
     """Ridge on standardised columns with every weight >= 0, or every weight <= 0.
 
@@ -103,9 +142,9 @@ class MonotoneRidge(RegressorMixin, BaseEstimator):
     networks better than unconstrained models (`docs/predictors.md`). Both signs are fitted; the
     one with the smaller training error is kept, so falling metrics (error rate) work too.
 
-    Solved exactly as non-negative least squares on the ridge-augmented system (scipy's active-set
-    `nnls`), not by an iterative solver whose stopping point moves with the last bits of a BLAS
-    sum: the same solution as `Ridge(alpha, positive=True)` on the centred problem, on any machine.
+    Solved exactly (`nonnegative_ridge`), not by an iterative solver whose stopping point moves
+    with the last bits of a BLAS sum: the same solution as `Ridge(alpha, positive=True)` on the
+    centred problem, on any machine.
     """
 
     def __init__(self, alpha: float = 3.0) -> None:
@@ -116,11 +155,10 @@ class MonotoneRidge(RegressorMixin, BaseEstimator):
         self.scaler_ = StandardScaler().fit(X)
         Z = self.scaler_.transform(X)
         # Z's columns are centred, so the unpenalised intercept is the mean of the target.
-        A = np.vstack([Z, np.sqrt(self.alpha) * np.eye(Z.shape[1])])
         centred = y - y.mean()
         fits = []
         for sign in (1.0, -1.0):
-            coef, _ = nnls(A, np.concatenate([sign * centred, np.zeros(Z.shape[1])]))
+            coef = nonnegative_ridge(Z, sign * centred, self.alpha)
             error = float(np.sum((Z @ coef - sign * centred) ** 2))
             fits.append((error, -sign, sign, coef))  # equal errors: the rising direction
         _, _, self.sign_, self.coef_ = min(fits, key=lambda fit: fit[:2])
