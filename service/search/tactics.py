@@ -121,15 +121,15 @@ class EvolutionaryTactic:
             seed=int(ctx.rng.integers(2**31)),
             n_offsprings=n_offspring,
         )
-        # ask/tell: the first ask is the archive's first pop_size networks; telling them and then
-        # the rest of the archive runs the algorithm's survival over all of it; the next ask
-        # mates the survivors.
+        # ask/tell: the first ask is the archive's first networks (as many as the algorithm's
+        # population); telling them and then the rest of the archive runs the algorithm's
+        # survival over all of it; the next ask mates the survivors.
         algorithm.setup(problem, verbose=False)
         initial = algorithm.ask()
         algorithm.evaluator.eval(problem, initial)
         algorithm.tell(infills=initial)
-        if len(ctx.rows) > pop_size:
-            rest = Population.new(X=ctx.rows[pop_size:].astype(float))
+        if len(ctx.rows) > len(initial):
+            rest = Population.new(X=ctx.rows[len(initial) :].astype(float))
             algorithm.evaluator.eval(problem, rest)
             algorithm.tell(infills=rest)
         offspring = algorithm.ask()
