@@ -15,8 +15,12 @@ LIBRARIES = ("numpy", "scipy", "scikit-learn", "pymoo", "torch", "onnxruntime")
 def numerics() -> dict[str, object]:
     """The BLAS libraries, their kernels and thread counts, and numpy's SIMD targets in use: what
     made figures differ between machines before the search decided on rounded values."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
     from threadpoolctl import threadpool_info
+
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # another numpy layout
+        __cpu_dispatch__, __cpu_features__ = [], {}
 
     return {
         "machine": platform.machine(),

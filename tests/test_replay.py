@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +29,10 @@ def committed() -> dict:
 def numpy_simd_features() -> str:
     """The numpy SIMD targets above the baseline that this CPU has (disabling them emulates an
     older CPU for numpy's own sorts and transcendental functions)."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # another numpy layout: no SIMD variant
+        return ""
     return " ".join(f for f in __cpu_dispatch__ if __cpu_features__.get(f))
 
 
@@ -37,8 +40,9 @@ def variants() -> dict[str, dict[str, str]]:
     out = {
         "1 BLAS/OpenMP thread": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
         "2 BLAS/OpenMP threads": {"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"},
-        "OPENBLAS_CORETYPE=Sandybridge": {"OPENBLAS_CORETYPE": "Sandybridge"},
     }
+    if platform.machine().lower() in ("x86_64", "amd64"):  # other kernels than the detected ones
+        out["OPENBLAS_CORETYPE=Sandybridge"] = {"OPENBLAS_CORETYPE": "Sandybridge"}
     simd = numpy_simd_features()
     if simd:
         out[f"numpy without {simd}"] = {"NPY_DISABLE_CPU_FEATURES": simd}
