@@ -12,6 +12,26 @@ from importlib import metadata
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "pymoo", "torch", "onnxruntime")
 
 
+def numerics() -> dict[str, object]:
+    """The BLAS libraries, their kernels and thread counts, and numpy's SIMD targets in use: what
+    made figures differ between machines before the search decided on rounded values."""
+    from threadpoolctl import threadpool_info
+
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # another numpy layout
+        __cpu_dispatch__, __cpu_features__ = [], {}
+
+    return {
+        "machine": platform.machine(),
+        "threadpools": [
+            {k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for info in threadpool_info()
+        ],
+        "numpy_simd": [f for f in __cpu_dispatch__ if __cpu_features__.get(f)],
+    }
+
+
 def library_versions() -> dict[str, str]:
     """Python and each library's installed version ("missing" where it is not installed)."""
     versions = {"python": platform.python_version()}

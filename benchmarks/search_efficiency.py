@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import library_versions
+from benchmarks.environment import library_versions, numerics
 from service.search import SearchEngine, SearchSpec, parse_objective, run_search
 from service.search.spec import DEFAULT_EXACT_FEATURES, DEFAULT_PREDICTORS
 from service.search.synthetic import SyntheticValidator
@@ -132,6 +132,22 @@ def hv_bounds(space: SearchSpace, validate: Validate) -> dict[str, tuple[float, 
     return {"accuracy": (acc_low, acc_high), "latency@host": (0.8 * lat[0], 1.2 * lat[1])}
 
 
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, quartiles and range over seeds (quartiles by statistics' inclusive method)."""
+    q1, _, q3 = (
+        statistics.quantiles(values, n=4, method="inclusive")
+        if len(values) > 1
+        else [values[0]] * 3
+    )
+    return {
+        "min": min(values),
+        "q1": q1,
+        "median": statistics.median(values),
+        "q3": q3,
+        "max": max(values),
+    }
+
+
 def validations_to_reach(engine: SearchEngine, target: float, max_budget: int) -> int | None:
     for n in range(1, max_budget + 1):
         if engine.hypervolume_after(n) >= target:
@@ -175,6 +191,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t: {n: statistics.median(c[i] for c in curves[t]) for i, n in enumerate(checkpoints)}
         for t in args.tactics
     }
+    spread_hv = {
+        t: {str(n): spread([c[i] for c in curves[t]]) for i, n in enumerate(checkpoints)}
+        for t in args.tactics
+    }
     result: dict[str, Any] = {
         "benchmark": "search_efficiency",
         "validation": label,
@@ -183,11 +203,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "max_budget": args.max_budget,
         "hv_bounds": {k: list(v) for k, v in bounds.items()},
         "median_hv": {t: {str(n): v for n, v in hv.items()} for t, hv in median_hv.items()},
+        "spread_hv": spread_hv,
         "hv_per_seed": {t: curves[t] for t in args.tactics},
         "wall_seconds": seconds,
         "predictors": list(args.predictors),
         "exact_features": bool(args.exact_features),
         "environment": library_versions(),
+        "numerics": numerics(),
     }
     if "linas" in args.tactics and "evolutionary" in args.tactics:
         budget = min(TARGET_BUDGET, args.max_budget)
@@ -221,13 +243,16 @@ def table(result: dict[str, Any]) -> str:
     tactics = list(result["median_hv"])
     checkpoints = list(next(iter(result["median_hv"].values())))
     lines = [
-        f"search efficiency ({result['validation']}), median HV of {result['seeds']} seeds",
-        "validations  " + "  ".join(f"{t:>12}" for t in tactics),
+        f"search efficiency ({result['validation']}), median HV of {result['seeds']} seeds "
+        "[min-max]",
+        "validations  " + "  ".join(f"{t:>24}" for t in tactics),
     ]
     for n in checkpoints:
-        lines.append(
-            f"{n:>11}  " + "  ".join(f"{result['median_hv'][t][n]:>12.4f}" for t in tactics)
-        )
+        cells = []
+        for t in tactics:
+            s = result["spread_hv"][t][n]
+            cells.append(f"{s['median']:.4f} [{s['min']:.4f}-{s['max']:.4f}]".rjust(24))
+        lines.append(f"{n:>11}  " + "  ".join(cells))
     if "target" in result:
         t = result["target"]
         lines.append(

@@ -2,9 +2,13 @@
 
 Each candidate gets out-of-fold predictions from one K-fold split (at most 5 folds); the pooled
 out-of-fold predictions are scored with `rank_quality`, the candidate with the highest Kendall τ
-wins (ties go to the earlier candidate) and is refitted on all samples. The mean ensemble's
-out-of-fold predictions are exactly the mean of its members' (same folds and seeds), so it costs
-no extra fits.
+wins and is refitted on all samples. The mean ensemble's out-of-fold predictions are exactly the
+mean of its members' (same folds and seeds), so it costs no extra fits.
+
+The choice must not hang on rounding (docs/benchmarks.md, "Reproducible on any machine"): fits
+and predictions run with one BLAS thread, predictions are rounded to `PREDICTION_BITS`
+significant bits before they are scored or returned, and the τ that decides is rounded to
+`TAU_DECIMALS` decimals, ties going to the earlier candidate.
 """
 
 from __future__ import annotations
@@ -35,8 +39,25 @@ from service.supernets.space import Config, SearchSpace
 
 MIN_TRAIN_SAMPLES = 5
 MAX_FOLDS = 5
-# Small matrices: BLAS threads only contend with each other (and the training run) here.
+# Small matrices: BLAS threads only contend with each other (and the training run) here, and one
+# thread sums in one order whatever the machine's core count.
 BLAS_THREADS = 1
+# 20 significant bits (a relative step of 1e-6, about 6 decimal digits): far below any measured
+# metric's noise, far above the last-bit differences of other BLAS kernels or SIMD paths (1e-13).
+PREDICTION_BITS = 20
+# CV τ differences below 5e-5 are no decision (one swapped pair moves τ by 2e-4 at 100 samples).
+TAU_DECIMALS = 4
+
+
+def round_significant(values: ArrayLike, bits: int = PREDICTION_BITS) -> np.ndarray:
+    """Values rounded to `bits` significant binary digits (exact: frexp, rint and ldexp only).
+
+    Two machines whose kernels differ in the last bits of a prediction round it to the same
+    value unless it lies within 1e-13 of a rounding boundary; no transcendental (log10) is used,
+    since numpy's SIMD paths for those differ between CPUs."""
+    x = np.asarray(values, dtype=np.float64)
+    mantissa, exponent = np.frexp(x)
+    return np.ldexp(np.rint(np.ldexp(mantissa, bits)), exponent - bits)
 
 
 @dataclass
@@ -62,7 +83,7 @@ class PredictorFit:
         if len(X) == 0:
             return np.zeros(0)
         with threadpool_limits(BLAS_THREADS):
-            return np.asarray(self.estimator.predict(X), dtype=np.float64)
+            return round_significant(self.estimator.predict(X))
 
     def predict_std(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
         """Uncertainty per config (GP std, tree or member spread); None if the model has none."""
@@ -73,7 +94,7 @@ class PredictorFit:
             return np.zeros(0)
         with threadpool_limits(BLAS_THREADS):
             _, std = self.estimator.predict(X, return_std=True)
-        return np.asarray(std, dtype=np.float64)
+        return round_significant(std)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-safe description for the database (no estimator)."""
@@ -121,7 +142,8 @@ def check_training_data(configs: Sequence[Mapping[str, Any]], y: ArrayLike) -> n
 def out_of_fold_predictions(
     names: Sequence[str], X: np.ndarray, y: np.ndarray, random_state: int, n_trend: int = 0
 ) -> dict[str, np.ndarray]:
-    """Pooled K-fold out-of-fold predictions per candidate (the ensemble from its members').
+    """Pooled K-fold out-of-fold predictions per candidate (the ensemble from its members'),
+    rounded with `round_significant`.
 
     With `n_trend` every candidate is fitted after the same least-squares trend, so the ensemble
     of trend-fitted members is still exactly their mean."""
@@ -137,7 +159,7 @@ def out_of_fold_predictions(
             predictions[name] = cross_val_predict(model, X, y, cv=folds)
     if "ensemble" in names:
         predictions["ensemble"] = np.mean([predictions[m] for m in ENSEMBLE_MEMBERS], axis=0)
-    return {name: predictions[name] for name in names}
+    return {name: round_significant(predictions[name]) for name in names}
 
 
 def fit_predictor(
@@ -167,7 +189,7 @@ def fit_predictor(
     n_trend = encoder.n_caller_features
     oof = out_of_fold_predictions(names, X, target, random_state, n_trend)
     candidate_scores = {name: rank_quality(target, pred) for name, pred in oof.items()}
-    best = max(names, key=lambda n: candidate_scores[n]["kendall_tau"])
+    best = max(names, key=lambda n: round(candidate_scores[n]["kendall_tau"], TAU_DECIMALS))
 
     estimator = build_candidate(best, random_state, n_trend)
     with warnings.catch_warnings(), threadpool_limits(BLAS_THREADS):

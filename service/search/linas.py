@@ -2,12 +2,19 @@
 run the spec's algorithm on the predictors (seeded with the best known networks, constraints as
 G <= 0 on predicted or exact values), and validate a batch chosen from its predicted front for
 hypervolume gain and spread. Never proposes a known network.
+
+Every choice is made on values that do not depend on the machine's last bits (docs/benchmarks.md,
+"Reproducible on any machine"): one BLAS thread for the whole proposal, predictions rounded to a
+fixed number of significant bits (`predictors.selection.round_significant`), the candidate pool in
+the order of its canonical row keys, and ties in it broken by that order.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from predictors.selection import BLAS_THREADS
 from service.search.algorithms import FixedSampling, RowProblem, make_algorithm
 from service.search.encoding import row_keys
 from service.search.pareto import (
@@ -23,6 +30,7 @@ from service.search.surrogate import MetricModels
 from service.search.tactics import Proposal, SearchContext, pad, space_filling
 
 INNER_POPULATION = 40
+GAIN_DECIMALS = 12  # hypervolume gains in the unit box
 MIN_TRAINING = 5  # validated values a predictor needs (predictors.selection.MIN_TRAIN_SAMPLES)
 
 
@@ -73,6 +81,10 @@ class LinasTactic:
         self.models = models
 
     def propose(self, ctx: SearchContext) -> Proposal:
+        with threadpool_limits(BLAS_THREADS):
+            return self._propose(ctx)
+
+    def _propose(self, ctx: SearchContext) -> Proposal:
         spec = ctx.spec
         n_initial = spec.initial_size or initial_size(spec.budget)
         if len(ctx.evaluations) < n_initial:
@@ -86,7 +98,7 @@ class LinasTactic:
         scorer = PredictedScorer(ctx, self.models)
         self._inner_search(ctx, scorer)
 
-        pool_keys = [k for k in scorer.table if k not in ctx.known]
+        pool_keys = sorted(k for k in scorer.table if k not in ctx.known)
         if not pool_keys:
             return pad(ctx, Proposal(ctx.rows[:0], "linas", self.models.scores()), n_batch)
         pool_rows = np.stack([np.frombuffer(k, dtype=np.int64) for k in pool_keys])
@@ -150,8 +162,9 @@ def choose_batch(
         for i in range(len(shortlist)):
             if i not in chosen:
                 gains[i] = unit.hypervolume(np.vstack([current, points[i]])) - base
-        best = int(np.argmax(gains))
-        if gains[best] <= 1e-12:
+        gains = np.round(gains, GAIN_DECIMALS)  # a difference below this is no decision
+        best = int(np.argmax(gains))  # ties: the earliest in the shortlist
+        if gains[best] <= 0:
             best = _farthest(points, current, chosen)
         chosen.append(best)
         current = np.vstack([current, points[best]])

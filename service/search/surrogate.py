@@ -4,6 +4,9 @@ Uses `predictors.fit_predictor`: the model is chosen by cross-validated Kendall 
 Selection depends only on the validated networks, so a search resumed from its stored
 evaluations fits the same predictors as one that never stopped.
 
+Predictions are rounded to `predictors.selection.PREDICTION_BITS` significant bits and computed
+with one BLAS thread, so the inner search ranks the same values on any machine.
+
 The exact metrics the caller computes (MACs, params, ...) are not predicted; with
 `SearchSpec.exact_features` they are also given to every predictor as extra features.
 """
@@ -16,7 +19,9 @@ from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from predictors.selection import BLAS_THREADS, round_significant
 from service.search.encoding import SpaceEncoding, design_matrix
 from service.search.exact import ExactMetrics
 from service.search.spec import DEFAULT_PREDICTORS
@@ -114,7 +119,8 @@ class LinearFeatureMap:
         X = X[:, : X.shape[1] - n_extra]
         D = design_matrix(encoding, rows)
         fit_part, check = slice(0, PROBE_ROWS), slice(PROBE_ROWS, None)
-        weights = np.linalg.lstsq(D[fit_part], X[fit_part], rcond=None)[0]
+        with threadpool_limits(BLAS_THREADS):
+            weights = np.linalg.lstsq(D[fit_part], X[fit_part], rcond=None)[0]
         feature_map = cls(encoding, weights)
         return feature_map if feature_map.reproduces(rows[check], X[check]) else None
 
@@ -155,20 +161,24 @@ class MetricModels:
         self._fast = self._fast_path_matches()
 
     def predict_rows(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Like `predict`, from canonical index rows; a matrix product when the encoding allows."""
+        """Like `predict`, from canonical index rows; a matrix product when the encoding allows.
+
+        One BLAS thread and values rounded to `PREDICTION_BITS` significant bits, as `predict`:
+        the inner search ranks these values, so their last bits must not depend on the machine."""
         if not self._fast or self._feature_map is None:
             return self.predict([self.encoding.space.from_indices(r) for r in rows])
-        X = self._fast_features(rows)
         means: dict[str, np.ndarray] = {}
         stds: dict[str, np.ndarray] = {}
-        for metric, fit in self.fits.items():
-            estimator: Any = getattr(fit, "estimator")  # noqa: B009 (beyond the fit's protocol)
-            if getattr(fit, "gives_std", False):
-                mean, std = estimator.predict(X, return_std=True)
-                stds[metric] = np.asarray(std, dtype=float)
-            else:
-                mean = estimator.predict(X)
-            means[metric] = np.asarray(mean, dtype=float)
+        with threadpool_limits(BLAS_THREADS):
+            X = self._fast_features(rows)
+            for metric, fit in self.fits.items():
+                estimator: Any = getattr(fit, "estimator")  # noqa: B009 (beyond the protocol)
+                if getattr(fit, "gives_std", False):
+                    mean, std = estimator.predict(X, return_std=True)
+                    stds[metric] = round_significant(std)
+                else:
+                    mean = estimator.predict(X)
+                means[metric] = round_significant(mean)
         return means, stds
 
     def _fast_path_matches(self) -> bool:
@@ -212,7 +222,7 @@ class MetricModels:
         means: dict[str, np.ndarray] = {}
         stds: dict[str, np.ndarray] = {}
         for metric, fit in self.fits.items():
-            means[metric] = np.asarray(fit.predict(configs), dtype=float)
+            means[metric] = round_significant(fit.predict(configs))
             std = fit.predict_std(configs)
             if std is not None:
                 stds[metric] = np.asarray(std, dtype=float)

@@ -4,17 +4,23 @@ Accuracy (percent) saturates in a weighted capacity with random pairwise interac
 deterministic per-network noise; latency (ms) grows with a cost that is correlated with capacity
 but not proportional to it, so the accuracy/latency front has a real trade-off. Inactive genes
 contribute nothing, so equal networks score equally. Clearly not a measurement.
+
+Values are rounded to `DECIMALS` decimals (as a measurement is quoted), so the last bits of
+`exp` (numpy's and libm's differ between CPUs) never reach the search.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from service.supernets.space import Config, SearchSpace
+
+DECIMALS = 6
 
 
 class SyntheticValidator:
@@ -48,9 +54,12 @@ class SyntheticValidator:
         )
         digest = hashlib.sha256(self.space.config_hash(canonical).encode()).digest()
         noise = (int.from_bytes(digest[:4], "big") / 2**32 - 0.5) * 0.4
-        accuracy = 99.0 - 30.0 * np.exp(-max(gain, 0.0) / self._scale) + noise
+        accuracy = 99.0 - 30.0 * math.exp(-max(gain, 0.0) / self._scale) + noise
         latency_ms = 1.0 + 2.0 * cost + 0.2 * float(np.sum(active))
-        return {"accuracy": float(accuracy), f"latency@{self.device}": float(latency_ms)}
+        return {
+            "accuracy": round(float(accuracy), DECIMALS),
+            f"latency@{self.device}": round(float(latency_ms), DECIMALS),
+        }
 
     def __call__(self, configs: Sequence[Config]) -> list[dict[str, float]]:
         self.calls += len(configs)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from pymoo.core.evaluator import Evaluator
 from pymoo.core.population import Population
 
 from service.search.algorithms import FixedSampling, RowProblem, make_algorithm
@@ -91,7 +90,8 @@ class EvolutionaryTactic:
 
     Survival runs over the whole archive ((mu + lambda) elitism, so resuming from stored
     evaluations rebuilds the same parents); mating uses the algorithm's own selection, integer
-    SBX and PM, and drops every offspring that is already known.
+    SBX and PM, and drops every offspring that is already known. Driven by pymoo's ask/tell:
+    the archive is told to the algorithm, one ask gives the offspring.
     """
 
     name = "evolutionary"
@@ -110,6 +110,7 @@ class EvolutionaryTactic:
             return ctx.F[index], ctx.G[index]
 
         problem = RowProblem(ctx.encoding, ctx.F.shape[1], ctx.G.shape[1], measured)
+        n_offspring = min(pop_size, ctx.remaining)
         algorithm = make_algorithm(
             ctx.spec.algorithm_name,
             ctx.F.shape[1],
@@ -118,24 +119,22 @@ class EvolutionaryTactic:
             FixedSampling(ctx.rows),
             known=ctx.known,
             seed=int(ctx.rng.integers(2**31)),
+            n_offsprings=n_offspring,
         )
+        # ask/tell: the first ask is the archive's first networks (as many as the algorithm's
+        # population); telling them and then the rest of the archive runs the algorithm's
+        # survival over all of it; the next ask mates the survivors.
         algorithm.setup(problem, verbose=False)
-        archive = Population.new(X=ctx.rows.astype(float))
-        Evaluator().eval(problem, archive)
-        parents = algorithm.survival.do(
-            problem,
-            archive,
-            n_survive=pop_size,
-            algorithm=algorithm,
-            random_state=algorithm.random_state,
-        )
-        n_offspring = min(pop_size, ctx.remaining)
-        offspring = algorithm.mating.do(
-            problem,
-            parents,
-            n_offspring,
-            algorithm=algorithm,
-            random_state=algorithm.random_state,
-        )
-        rows = ctx.encoding.canonical_rows(offspring.get("X")) if len(offspring) else ctx.rows[:0]
+        initial = algorithm.ask()
+        algorithm.evaluator.eval(problem, initial)
+        algorithm.tell(infills=initial)
+        if len(ctx.rows) > len(initial):
+            rest = Population.new(X=ctx.rows[len(initial) :].astype(float))
+            algorithm.evaluator.eval(problem, rest)
+            algorithm.tell(infills=rest)
+        offspring = algorithm.ask()
+        if offspring is None or len(offspring) == 0:
+            rows = ctx.rows[:0]
+        else:
+            rows = ctx.encoding.canonical_rows(offspring.get("X"))
         return pad(ctx, Proposal(rows, "evolutionary"), n_offspring)
