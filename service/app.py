@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,11 +11,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import agents, devices, health, jobs, latency_tables, supernets
 from service.config import Settings
 from service.db.engine import check_schema_current, make_engine, make_session_factory
 from service.errors import DomainError
+
+log = logging.getLogger("hwnas.api")
+# Longest `detail` of a 422: enough to name every problem, never the whole input echoed back.
+MAX_DETAIL_CHARS = 2000
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,10 +59,50 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(latency_tables.router)
     app.include_router(agents.router)
+    app.add_middleware(BodySizeLimit, settings=settings)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     return app
+
+
+class RequestTooLargeError(StarletteHTTPException):
+    """Raised while the body is read; an HTTPException so the framework passes it through."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(status_code=413, detail=detail)
+
+
+class BodySizeLimit:
+    """413 for a body past HWNAS_MAX_REQUEST_BYTES, told by Content-Length or counted as it
+    arrives. Latency-table uploads check their own, larger limit (HWNAS_MAX_LATENCY_TABLE_BYTES).
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.limit = app, settings.max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/").endswith("/latency-tables"):
+            await self.app(scope, receive, send)
+            return
+        detail = f"request bodies are limited to {self.limit} bytes (HWNAS_MAX_REQUEST_BYTES)"
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await _error(413, "request_too_large", detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise RequestTooLargeError(detail)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def _error(status_code: int, code: str, detail: str) -> JSONResponse:
@@ -71,12 +118,51 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"] if part != "body")
-        problems.append(f"{where}: {error['msg']}")
-    return _error(422, "invalid_request", "; ".join(problems))
+        where = ".".join(_short(str(part), 80) for part in error["loc"] if part != "body")
+        problems.append(f"{where}: {_short(str(error['msg']), 300)}")
+    return _error(422, "invalid_request", _short("; ".join(problems), MAX_DETAIL_CHARS))
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = "not_found" if exc.status_code == 404 else "http_error"
-    return _error(exc.status_code, code, str(exc.detail))
+    if exc.status_code == 400:
+        # The framework could not parse the body (e.g. JSON nested past the parser's depth).
+        return _error(
+            422,
+            "invalid_request",
+            "the request body could not be parsed as JSON (malformed, or nested too deeply)",
+        )
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        response = _error(
+            405, "method_not_allowed", f"{request.method} is not allowed here; use {allowed}"
+        )
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+    codes = {404: "not_found", 413: "request_too_large"}
+    response = _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with its traceback, answered in the JSON error form without internals."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal_error", "the server hit an unexpected error; it was logged")

@@ -19,10 +19,14 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("api")
-    server = Server(service_env(data_dir), data_dir / "server.log", worker=False)
+    # Client-given checkpoints are names inside the checkpoint directory.
+    checkpoints = Path(random_checkpoint).parent
+    env = service_env(data_dir, checkpoint_dir=str(checkpoints))
+    server = Server(env, data_dir / "server.log", worker=False)
     try:
         server.data_dir = data_dir  # type: ignore[attr-defined]
-        supernet = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
+        name = Path(random_checkpoint).name
+        supernet = {"name": "digits", "family": "mbv3-digits", "checkpoint": name}
         assert server.client.post("/v1/supernets", json=supernet).status_code == 201
         for device in (
             {"name": "host", "kind": "host", "descriptor": FAST_HOST},
@@ -279,10 +283,19 @@ BAD_REQUESTS = [
         "missing checkpoint file",
         "POST",
         "/v1/supernets",
+        {"name": "x", "family": "mbv3-digits", "checkpoint": "nonexistent.pt"},
+        422,
+        "invalid_checkpoint",
+        "not a file",
+    ),
+    (
+        "checkpoint outside the checkpoint directory",
+        "POST",
+        "/v1/supernets",
         {"name": "x", "family": "mbv3-digits", "checkpoint": "/nonexistent.pt"},
         422,
-        "invalid_input",
-        "not a file",
+        "invalid_checkpoint",
+        "HWNAS_CHECKPOINT_DIR",
     ),
     (
         "duplicate supernet",
