@@ -40,7 +40,7 @@ def server(tmp_path: Path, database_url: str, random_checkpoint: str) -> Iterato
         body = {
             "name": "digits",
             "family": "mbv3-digits",
-            "checkpoint": Path(random_checkpoint).name,
+            "checkpoint": random_checkpoint,  # absolute, inside HWNAS_CHECKPOINT_DIR
         }
         assert server.client.post("/v1/supernets", json=body).status_code == 201
         for name in ("edge-a", "edge-b"):
