@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db.models import Device
@@ -53,7 +54,10 @@ def create_device(session: Session, name: str, kind: str, descriptor: dict[str, 
         )
     row = Device(name=name, kind=kind, descriptor=descriptor)
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent create of the same name won the race
+        raise ConflictError(f"a device named {name!r} already exists") from exc
     return row
 
 
