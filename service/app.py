@@ -60,11 +60,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(latency_tables.router)
     app.include_router(agents.router)
     app.add_middleware(BodySizeLimit, settings=settings)
+    app.add_middleware(UnexpectedErrorAsJson)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
     return app
+
+
+class UnexpectedErrorAsJson:
+    """A bug is logged with its traceback and answered 500 in the JSON error form, without
+    internals. Handled here rather than re-raised to the server, so the connection stays open."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            if started:  # too late for a response of our own
+                raise
+            detail = "the server hit an unexpected error; it was logged"
+            await _error(500, "internal_error", detail)(scope, receive, send)
 
 
 class RequestTooLargeError(StarletteHTTPException):
@@ -162,9 +190,3 @@ def _allowed_methods(request: Request) -> list[str]:
         if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
             allowed.append(method)
     return allowed
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    """A bug: logged with its traceback, answered in the JSON error form without internals."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error(500, "internal_error", "the server hit an unexpected error; it was logged")

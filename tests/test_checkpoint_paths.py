@@ -70,8 +70,10 @@ def test_database_as_checkpoint_is_refused_and_no_write_is_lost(
 ) -> None:
     client, db = server.client, data_dir / "hwnas.db"
     checkpoints = str((data_dir / "checkpoints").resolve())
+    # An absolute path inside the checkpoint directory is accepted like its name.
+    inside = str(data_dir / "checkpoints" / "digits.pt")
     registered = client.post(
-        "/v1/supernets", json={"name": "digits", "family": "mbv3-digits", "checkpoint": "digits.pt"}
+        "/v1/supernets", json={"name": "digits", "family": "mbv3-digits", "checkpoint": inside}
     )
     assert registered.status_code == 201, registered.text
     assert registered.json()["checkpoint_uri"] == str(Path(checkpoints) / "digits.pt")
