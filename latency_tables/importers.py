@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from latency_tables.schema import (
+    MAX_COUNT,
     DeviceDescriptor,
     LatencyEntry,
     LatencyTable,
@@ -58,6 +59,8 @@ def read_table_json(data: str | bytes, source: str = "<json>") -> LatencyTable:
         raise LatencyTableError(
             f"{source}: line {error.lineno} column {error.colno}: invalid JSON: {error.msg}"
         ) from error
+    except RecursionError as error:
+        raise LatencyTableError(f"{source}: invalid JSON: nested too deeply") from error
     try:
         return LatencyTable.model_validate(parsed)
     except ValidationError as error:
@@ -86,17 +89,23 @@ def _table(
         raise LatencyTableError(describe_validation_error(error, source)) from error
 
 
-def _number(value: Any, where: str, integer: bool = False) -> float:
-    if isinstance(value, bool):
-        raise LatencyTableError(f"{where}: expected a number, got {value!r}")
+def _number(value: Any, where: str, integer: bool = False) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise LatencyTableError(f"{where}: expected a number, got {str(value)[:40]!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError) as error:
-        raise LatencyTableError(f"{where}: expected a number, got {value!r}") from error
+    except (TypeError, ValueError, OverflowError) as error:
+        raise LatencyTableError(f"{where}: expected a number, got {str(value)[:40]!r}") from error
     if not math.isfinite(number) or number < 0:
-        raise LatencyTableError(f"{where}: expected a finite non-negative number, got {value!r}")
-    if integer and number != int(number):
-        raise LatencyTableError(f"{where}: expected a whole number, got {value!r}")
+        raise LatencyTableError(
+            f"{where}: expected a finite non-negative number, got {str(value)[:40]!r}"
+        )
+    if integer:
+        if number != int(number) or number > MAX_COUNT:
+            raise LatencyTableError(
+                f"{where}: expected a whole number 1..{MAX_COUNT}, got {str(value)[:40]!r}"
+            )
+        return int(number)
     return number
 
 
@@ -111,7 +120,10 @@ def read_table_csv(
 ) -> LatencyTable:
     """CSV with a header: `key,mean_ms` required; `std_ms,count,median_ms,p90_ms,cv` optional."""
     reader = csv.DictReader(io.StringIO(_text(data, source)))
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as error:
+        raise LatencyTableError(f"{source}: line 1: {error}") from error
     unknown = [name for name in header if name not in CSV_COLUMNS]
     if unknown or "key" not in header or "mean_ms" not in header:
         raise LatencyTableError(
@@ -120,7 +132,7 @@ def read_table_csv(
             + (f", unknown {unknown}" if unknown else "")
         )
     entries: dict[str, LatencyEntry] = {}
-    for row in reader:
+    for row in _csv_rows(reader, source):
         line = reader.line_num
         if None in row or any(value is None for value in row.values()):
             raise LatencyTableError(f"{source}: line {line}: expected {len(header)} fields")
@@ -129,7 +141,7 @@ def read_table_csv(
             raise LatencyTableError(f"{source}: line {line}: empty key")
         if key in entries:
             raise LatencyTableError(f"{source}: line {line}: duplicate key {key!r}")
-        values: dict[str, float] = {}
+        values: dict[str, float | int] = {}
         for column, text in row.items():
             if text.strip():
                 values[column] = _number(
@@ -145,6 +157,18 @@ def read_table_csv(
         raise LatencyTableError(f"{source}: no rows after the header")
     info = measurement or {"method": "imported from CSV", "source": source}
     return _table(entries, device, descriptor, family, info, source)
+
+
+def _csv_rows(reader: csv.DictReader[str], source: str) -> Iterator[dict[str, Any]]:
+    """The reader's rows; a malformed line (e.g. a field past the CSV size limit) is a 422."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise LatencyTableError(f"{source}: line {reader.line_num}: {error}") from error
+        yield row
 
 
 def normalise_ofa_key(key: str, expand_is_ratio: bool) -> str:
@@ -165,17 +189,25 @@ def normalise_ofa_key(key: str, expand_is_ratio: bool) -> str:
     if missing:
         raise LatencyTableError(f"key {key!r}: expanded_conv key lacks {missing}")
     if expand_is_ratio:
-        in_channels = int(values["input"].split("x")[-1])
-        values["expand"] = str(round(float(values["expand"]) * in_channels))
+        try:
+            in_channels = int(values["input"].split("x")[-1])
+            ratio = float(values["expand"])
+            values["expand"] = str(round(ratio * in_channels))
+        except (ValueError, OverflowError) as error:
+            raise LatencyTableError(
+                f"key {key[:200]!r}: a ProxylessNAS key needs a whole input channel count "
+                f"(input:HxWxC) and a numeric expand ratio"
+            ) from error
     return "-".join([kind, *(f"{name}:{values[name]}" for name in _EXPANDED_CONV_FIELDS)])
 
 
 def _ofa_entry(key: str, stats: Any, source: str) -> tuple[LatencyEntry, bool]:
-    where = f"{source}: key {key!r}"
+    where = f"{source}: key {key[:200]!r}"
     if not isinstance(stats, Mapping):
         raise LatencyTableError(f"{where}: expected a mapping with count, mean and std (or var)")
     if "mean" not in stats:
-        raise LatencyTableError(f"{where}: missing 'mean' (have {sorted(stats)})")
+        have = sorted(str(name)[:40] for name in stats)[:20]
+        raise LatencyTableError(f"{where}: missing 'mean' (have {have})")
     if "std" in stats:
         std_ms, has_var = _number(stats["std"], f"{where}: std"), False
     elif "var" in stats:
@@ -211,13 +243,15 @@ def read_ofa_yaml(
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
         raise LatencyTableError(f"{source}: {where}invalid YAML: {error}") from error
+    except RecursionError as error:
+        raise LatencyTableError(f"{source}: invalid YAML: nested too deeply") from error
     if not isinstance(parsed, dict) or not parsed:
         raise LatencyTableError(f"{source}: expected a non-empty mapping of op key → statistics")
     raw: dict[str, LatencyEntry] = {}
     uses_var = False
     for key, stats in parsed.items():
         if not isinstance(key, str):
-            raise LatencyTableError(f"{source}: key {key!r} is not a string")
+            raise LatencyTableError(f"{source}: key {str(key)[:200]!r} is not a string")
         raw[key], has_var = _ofa_entry(key, stats, source)
         uses_var = uses_var or has_var
     expand_is_ratio = expand == "ratio" or (expand == "auto" and uses_var)

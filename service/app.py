@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,11 +11,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import agents, dashboard, devices, health, jobs, latency_tables, supernets
 from service.config import Settings
 from service.db.engine import check_schema_current, make_engine, make_session_factory
 from service.errors import DomainError
+
+log = logging.getLogger("hwnas.api")
+# Longest `detail` of a 422: enough to name every problem, never the whole input echoed back.
+MAX_DETAIL_CHARS = 2000
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,10 +60,78 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(latency_tables.router)
     app.include_router(agents.router)
     dashboard.install(app)
+    app.add_middleware(BodySizeLimit, settings=settings)
+    app.add_middleware(UnexpectedErrorAsJson)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     return app
+
+
+class UnexpectedErrorAsJson:
+    """A bug is logged with its traceback and answered 500 in the JSON error form, without
+    internals. Handled here rather than re-raised to the server, so the connection stays open."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            if started:  # too late for a response of our own
+                raise
+            detail = "the server hit an unexpected error; it was logged"
+            await _error(500, "internal_error", detail)(scope, receive, send)
+
+
+class RequestTooLargeError(StarletteHTTPException):
+    """Raised while the body is read; an HTTPException so the framework passes it through."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(status_code=413, detail=detail)
+
+
+class BodySizeLimit:
+    """413 for a body past HWNAS_MAX_REQUEST_BYTES, told by Content-Length or counted as it
+    arrives. Latency-table uploads check their own, larger limit (HWNAS_MAX_LATENCY_TABLE_BYTES).
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.limit = app, settings.max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/").endswith("/latency-tables"):
+            await self.app(scope, receive, send)
+            return
+        detail = f"request bodies are limited to {self.limit} bytes (HWNAS_MAX_REQUEST_BYTES)"
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await _error(413, "request_too_large", detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise RequestTooLargeError(detail)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def _error(status_code: int, code: str, detail: str) -> JSONResponse:
@@ -72,12 +147,47 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"] if part != "body")
-        problems.append(f"{where}: {error['msg']}")
-    return _error(422, "invalid_request", "; ".join(problems))
+        where = ".".join(_short(str(part), 80) for part in error["loc"] if part != "body")
+        problems.append(f"{where}: {_short(str(error['msg']), 300)}")
+    return _error(422, "invalid_request", _short("; ".join(problems), MAX_DETAIL_CHARS))
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = "not_found" if exc.status_code == 404 else "http_error"
-    return _error(exc.status_code, code, str(exc.detail))
+    if exc.status_code == 400:
+        # The framework could not parse the body (e.g. JSON nested past the parser's depth).
+        return _error(
+            422,
+            "invalid_request",
+            "the request body could not be parsed as JSON (malformed, or nested too deeply)",
+        )
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        response = _error(
+            405, "method_not_allowed", f"{request.method} is not allowed here; use {allowed}"
+        )
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+    codes = {404: "not_found", 413: "request_too_large"}
+    response = _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers: each is tried against the routes, since
+    Starlette's own 405 names only the methods of the first route with this path."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed

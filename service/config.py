@@ -3,30 +3,88 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A device agent's bearer token: long enough not to be guessed, printable ASCII without spaces
+# or the separators of HWNAS_AGENT_TOKENS.
+AGENT_TOKEN_PATTERN = r"^[!-+\--<>-~]{16,200}$"
 
 
 class Settings(BaseSettings):
     """Where data lives, which database to use, and how workers pace themselves."""
 
-    model_config = SettingsConfigDict(env_prefix="HWNAS_", extra="ignore")
+    # hide_input_in_errors: a refused setting never prints the tokens beside it.
+    model_config = SettingsConfigDict(
+        env_prefix="HWNAS_", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    # Client-given checkpoints are names inside this directory (default <data_dir>/checkpoints).
+    checkpoint_dir: Path | None = None
+    max_checkpoint_bytes: int = Field(default=1024**3, ge=1)
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_grace_s: float = Field(default=20.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     poll_interval_s: float = Field(default=1.0, gt=0)
     embedded_worker: bool = True
-    # Device agents: the bearer token they present (agent endpoints answer 401 while unset), how
-    # long a claimed measurement task stays theirs, and how long a job waits for their results.
-    agent_token: str | None = Field(default=None, min_length=16)
+    # Device agents: one bearer token per agent device (`device=token,device=token`; the agent
+    # endpoints answer 401 while none is set), how long a claimed measurement task stays theirs,
+    # and how long a job waits for their results.
+    agent_tokens: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, repr=False)
+    # The former single token for every device: refused at start-up (it let any agent act for
+    # any device); kept as a field only to say so.
+    agent_token: str | None = Field(default=None, repr=False)
     agent_lease_s: float = Field(default=60.0, gt=0)
     agent_task_max_attempts: int = Field(default=5, ge=1)
     agent_wait_timeout_s: float = Field(default=3600.0, gt=0)
     max_latency_table_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+    # Every other request body (JSON) is refused with 413 past this size.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("agent_tokens", mode="before")
+    @classmethod
+    def _parse_agent_tokens(cls, value: object) -> object:
+        """`device=token,device=token` (the environment's form) or a mapping."""
+        if not isinstance(value, str):
+            return value
+        tokens: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            device, sep, token = item.partition("=")
+            if not sep or not device.strip():
+                raise ValueError("HWNAS_AGENT_TOKENS must look like device=token,device=token")
+            if device.strip() in tokens:
+                raise ValueError(f"HWNAS_AGENT_TOKENS names device {device.strip()!r} twice")
+            tokens[device.strip()] = token.strip()
+        return tokens
+
+    @field_validator("agent_tokens")
+    @classmethod
+    def _check_agent_tokens(cls, tokens: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for device, token in tokens.items():
+            if not re.fullmatch(AGENT_TOKEN_PATTERN, token):
+                raise ValueError(
+                    f"the agent token of device {device!r} must be 16..200 printable ASCII "
+                    "characters without spaces, ',' or '='"
+                )
+        if len(set(tokens.values())) != len(tokens):
+            raise ValueError("HWNAS_AGENT_TOKENS gives two devices the same token")
+        return tokens
+
+    @model_validator(mode="after")
+    def _no_shared_agent_token(self) -> Settings:
+        if self.agent_token is not None:
+            raise ValueError(
+                "HWNAS_AGENT_TOKEN (one token for every agent device) is no longer accepted: "
+                "it let any agent claim and answer any device's tasks. Give each agent device "
+                "its own token: HWNAS_AGENT_TOKENS=device=token,device=token"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:
@@ -38,3 +96,8 @@ class Settings(BaseSettings):
     @property
     def artifact_dir(self) -> Path:
         return self.data_dir / "artifacts"
+
+    @property
+    def resolved_checkpoint_dir(self) -> Path:
+        """`HWNAS_CHECKPOINT_DIR`: where client-given checkpoint names are resolved."""
+        return (self.checkpoint_dir or self.data_dir / "checkpoints").resolve()

@@ -43,7 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> 
     tmp_path = tmp_path_factory.mktemp("agents")
     env = service_env(
         tmp_path,
-        agent_token=TOKEN,
+        agent_tokens=f"edge={TOKEN}",  # the agent token is scoped to its device
+        checkpoint_dir=str(Path(random_checkpoint).parent),
         agent_lease_s="600",  # leases run out only when a test says so (`_expire_leases_of`)
         poll_interval_s="0.3",
         heartbeat_interval_s="0.5",
@@ -51,7 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> 
     server = Server(env, tmp_path / "server.log")
     try:
         client = server.client
-        body = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
+        checkpoint = Path(random_checkpoint).name  # a name inside the checkpoint directory
+        body = {"name": "digits", "family": "mbv3-digits", "checkpoint": checkpoint}
         assert client.post("/v1/supernets", json=body).status_code == 201
         edge = {"name": "edge", "kind": "agent", "descriptor": {**EDGE, "os": "linux"}}
         assert client.post("/v1/devices", json=edge).status_code == 201

@@ -23,8 +23,14 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"
 
 
 @pytest.fixture(scope="module")
+def api_settings(random_checkpoint: str) -> dict[str, Any]:
+    return {"checkpoint_dir": Path(random_checkpoint).parent}
+
+
+@pytest.fixture(scope="module")
 def api(api_client: TestClient, random_checkpoint: str) -> TestClient:
-    supernet = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
+    name = Path(random_checkpoint).name  # client-given checkpoints are names in the directory
+    supernet = {"name": "digits", "family": "mbv3-digits", "checkpoint": name}
     assert api_client.post("/v1/supernets", json=supernet).status_code == 201
     for device in (
         {"name": "host", "kind": "host", "descriptor": FAST_HOST},
@@ -314,10 +320,19 @@ BAD_REQUESTS = [
         "missing checkpoint file",
         "POST",
         "/v1/supernets",
+        {"name": "x", "family": "mbv3-digits", "checkpoint": "nonexistent.pt"},
+        422,
+        "invalid_checkpoint",
+        "not a file",
+    ),
+    (
+        "checkpoint outside the checkpoint directory",
+        "POST",
+        "/v1/supernets",
         {"name": "x", "family": "mbv3-digits", "checkpoint": "/nonexistent.pt"},
         422,
-        "invalid_input",
-        "not a file",
+        "invalid_checkpoint",
+        "HWNAS_CHECKPOINT_DIR",
     ),
     (
         "duplicate supernet",

@@ -5,6 +5,7 @@ unknown devices and oversized uploads get a clear 4xx and store nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,10 +44,16 @@ def ofa_table(supernet: Supernet) -> dict[str, dict[str, float]]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: str) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("luts")
-    env = service_env(data_dir, max_latency_table_bytes=str(MAX_BYTES), poll_interval_s="0.3")
+    env = service_env(
+        data_dir,
+        max_latency_table_bytes=str(MAX_BYTES),
+        poll_interval_s="0.3",
+        checkpoint_dir=str(Path(random_checkpoint).parent),
+    )
     server = Server(env, data_dir / "server.log")
     try:
-        body = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
+        checkpoint = Path(random_checkpoint).name  # a name inside the checkpoint directory
+        body = {"name": "digits", "family": "mbv3-digits", "checkpoint": checkpoint}
         assert server.client.post("/v1/supernets", json=body).status_code == 201
         for name in ("npu", "dsp"):
             device = {"name": name, "kind": "lut-only", "descriptor": {"hardware": name}}

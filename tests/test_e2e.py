@@ -13,15 +13,18 @@ from service_processes import FAST_HOST, Server, service_env, wait_for
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    server = Server(service_env(tmp_path, heartbeat_interval_s="0.5"), tmp_path / "server.log")
+def server(tmp_path: Path, random_checkpoint: str) -> Iterator[Server]:
+    # Client-given checkpoints are names inside the checkpoint directory.
+    checkpoints = str(Path(random_checkpoint).parent)
+    env = service_env(tmp_path, heartbeat_interval_s="0.5", checkpoint_dir=checkpoints)
+    server = Server(env, tmp_path / "server.log")
     yield server
     server.stop()
 
 
 def test_search_job_over_http(server: Server, random_checkpoint: str) -> None:
     client = server.client
-    body = {"name": "digits", "family": "mbv3-digits", "checkpoint": random_checkpoint}
+    body = {"name": "digits", "family": "mbv3-digits", "checkpoint": Path(random_checkpoint).name}
     supernet = client.post("/v1/supernets", json=body).json()
     low, high = supernet["exact_ranges"]["macs"]
     host = {"name": "host", "kind": "host", "descriptor": FAST_HOST}

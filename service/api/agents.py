@@ -1,22 +1,24 @@
 """Device agents: claim measurement tasks, download a task's ONNX model, post its result.
 
-Every endpoint here wants `Authorization: Bearer <HWNAS_AGENT_TOKEN>`; without a configured token
-the agent endpoints are closed (401).
+Every endpoint here wants `Authorization: Bearer <token>` with the token of the device the task
+belongs to (`HWNAS_AGENT_TOKENS=device=token,…`); another device's token gets 403, and without
+configured tokens the agent endpoints are closed (401). Tokens are compared in constant time and
+never logged.
 """
 
 from __future__ import annotations
 
-import secrets
+import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from service.api.deps import SessionDep
+from service.api.deps import DbId, SessionDep
 from service.api.schemas.latency import ClaimIn, ClaimOut, FailureIn, ResultIn, ResultOut, TaskOut
 from service.catalog import devices as device_catalog
 from service.catalog import supernets as supernet_catalog
 from service.catalog.artifacts import subnet_onnx_file
-from service.db.models import MeasurementTask
+from service.db.models import Device, MeasurementTask
 from service.errors import ConflictError, DomainError
 from service.latency import tasks
 
@@ -28,40 +30,53 @@ class AgentAuthError(DomainError):
     code = "unauthorized"
 
 
+class WrongDeviceTokenError(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotAnAgentDeviceError(ConflictError):
     code = "not_an_agent_device"
 
 
-def _check_agent_token(request: Request) -> None:
-    expected: str | None = request.app.state.settings.agent_token
-    if not expected:
+def _agent_device(request: Request) -> str:
+    """The device the presented agent token belongs to; 401 when it belongs to none."""
+    tokens: dict[str, str] = request.app.state.settings.agent_tokens
+    if not tokens:
         raise AgentAuthError(
-            "agent endpoints are closed: the server has no HWNAS_AGENT_TOKEN configured"
+            "agent endpoints are closed: the server has no HWNAS_AGENT_TOKENS configured"
         )
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), expected):
-        raise AgentAuthError("send the agent token as 'Authorization: Bearer <token>'")
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    # Header values arrive as latin-1 text; compare bytes so any character is just a mismatch.
+    given = presented.strip().encode("utf-8", "surrogateescape")
+    matched = None
+    for device, token in tokens.items():  # every token compared: the time says nothing
+        if hmac.compare_digest(given, token.encode()):
+            matched = device
+    if scheme.lower() != "bearer" or matched is None:
+        raise AgentAuthError("send your device's agent token as 'Authorization: Bearer <token>'")
+    return matched
 
 
-AgentAuth = Annotated[None, Depends(_check_agent_token)]
+AgentDevice = Annotated[str, Depends(_agent_device)]
 
 
-def _task_out(task: MeasurementTask) -> TaskOut:
-    return TaskOut(
-        id=task.id,
-        config_hash=task.config_hash,
-        config=task.config,
-        input_shape=task.input_shape,
-        batch_size=task.batch_size,
-        attempts=task.attempts,
-        lease_expires_at=task.lease_expires_at,
-        model_url=f"/v1/tasks/{task.id}/model.onnx",
-    )
+def _check_scope(token_device: str, device: Device) -> None:
+    if token_device != device.name:
+        raise WrongDeviceTokenError(
+            f"this agent token is for device {token_device!r}, not for device {device.name!r}"
+        )
+
+
+def _task_of_device(session: SessionDep, task_id: int, token_device: str) -> MeasurementTask:
+    task = tasks.get_task(session, task_id)
+    _check_scope(token_device, device_catalog.get_device(session, task.device_id))
+    return task
 
 
 @router.post("/devices/{device_id}/tasks/claim", response_model=ClaimOut)
 def claim_tasks(
-    device_id: int, body: ClaimIn, session: SessionDep, request: Request, _auth: AgentAuth
+    device_id: DbId, body: ClaimIn, session: SessionDep, request: Request, agent: AgentDevice
 ) -> ClaimOut:
     """Lease up to `limit` tasks of this agent device; an empty list when none is waiting."""
     device = device_catalog.get_device(session, device_id)
@@ -69,6 +84,7 @@ def claim_tasks(
         raise NotAnAgentDeviceError(
             f"device {device.name!r} is a {device.kind} device; only agent devices have tasks"
         )
+    _check_scope(agent, device)
     settings = request.app.state.settings
     leased = tasks.claim(
         session,
@@ -83,7 +99,7 @@ def claim_tasks(
         device=device.name,
         profile=device.descriptor,
         lease_s=settings.agent_lease_s,
-        tasks=[_task_out(t) for t in leased],
+        tasks=[TaskOut.model_validate(t) for t in leased],
     )
 
 
@@ -91,9 +107,9 @@ def claim_tasks(
     "/tasks/{task_id}/model.onnx",
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def task_onnx(task_id: int, session: SessionDep, request: Request, _auth: AgentAuth) -> Response:
+def task_onnx(task_id: DbId, session: SessionDep, request: Request, agent: AgentDevice) -> Response:
     """The task's sub-network with supernet weights as ONNX at the task's batch size (cached)."""
-    task = tasks.get_task(session, task_id)
+    task = _task_of_device(session, task_id, agent)
     supernet_row = supernet_catalog.get_supernet(session, task.supernet_id)
     path = subnet_onnx_file(
         request.app.state.settings.artifact_dir,
@@ -106,15 +122,22 @@ def task_onnx(task_id: int, session: SessionDep, request: Request, _auth: AgentA
 
 
 @router.post("/tasks/{task_id}/result", response_model=ResultOut)
-def post_result(task_id: int, body: ResultIn, session: SessionDep, _auth: AgentAuth) -> ResultOut:
-    """Store the measured statistics once: 409 for a second result, 422 for implausible ones."""
+def post_result(
+    task_id: DbId, body: ResultIn, session: SessionDep, agent: AgentDevice
+) -> ResultOut:
+    """Store the lease holder's measured statistics once: 409 for a second result or an agent
+    not holding the lease, 403 for another device's token, 422 for implausible figures."""
+    _task_of_device(session, task_id, agent)
     task = tasks.store_result(session, task_id, body.agent_id, body.stats, body.runtime)
     return ResultOut(task_id=task.id, status=task.status, agent_id=task.agent_id, stats=task.stats)
 
 
 @router.post("/tasks/{task_id}/failure", response_model=ResultOut)
-def post_failure(task_id: int, body: FailureIn, session: SessionDep, _auth: AgentAuth) -> ResultOut:
+def post_failure(
+    task_id: DbId, body: FailureIn, session: SessionDep, agent: AgentDevice
+) -> ResultOut:
     """The lease holder cannot measure this network: the task fails now with the agent's reason
     (the job waiting on it fails with it) instead of being re-leased until attempts run out."""
+    _task_of_device(session, task_id, agent)
     task = tasks.store_failure(session, task_id, body.agent_id, body.error)
     return ResultOut(task_id=task.id, status=task.status, agent_id=task.agent_id, stats=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -23,3 +23,8 @@ def _session(request: Request) -> Iterator[Session]:
 # scope="function": commit before the response is sent, so a client that reads right after a
 # write sees it.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
+
+# Ids in paths and queries: the range of the database's integer keys, so an id past it is a 422,
+# never a database error.
+MAX_DB_ID = 2**63 - 1
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="A row id, 1..2^63-1")]

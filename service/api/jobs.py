@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from service.api.deps import SessionDep
+from service.api.deps import MAX_DB_ID, DbId, SessionDep
 from service.api.schemas.jobs import JobIn
 from service.catalog import supernets as supernet_catalog
 from service.catalog.artifacts import subnet_onnx_file
@@ -37,25 +37,27 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def show_job(job_id: int, session: SessionDep) -> JobOut:
+def show_job(job_id: DbId, session: SessionDep) -> JobOut:
     return results.job_out(session, queue.get_job(session, job_id))
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
-def cancel_job(job_id: int, session: SessionDep) -> JobOut:
+def cancel_job(job_id: DbId, session: SessionDep) -> JobOut:
     return results.job_out(session, queue.request_cancel(session, job_id))
 
 
 @router.get("/{job_id}/pareto", response_model=ParetoOut)
-def pareto_front(job_id: int, session: SessionDep) -> ParetoOut:
+def pareto_front(job_id: DbId, session: SessionDep) -> ParetoOut:
     return results.pareto_out(session, job_id)
 
 
 @router.get("/{job_id}/candidates", response_model=CandidatePageOut)
 def list_candidates(
-    job_id: int,
+    job_id: DbId,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0, description="Return candidates with id > after")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_DB_ID, description="Return candidates with id > after")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> CandidatePageOut:
     return results.candidate_page(session, job_id, after, limit)
@@ -63,7 +65,7 @@ def list_candidates(
 
 @router.get("/{job_id}/export", responses={200: {"content": {"text/csv": {}}}})
 def export_job(
-    job_id: int, session: SessionDep, format: Literal["csv", "json"] = "json"
+    job_id: DbId, session: SessionDep, format: Literal["csv", "json"] = "json"
 ) -> Response:
     if format == "csv":
         return Response(
@@ -79,7 +81,7 @@ def export_job(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def candidate_onnx(
-    job_id: int, candidate_id: int, session: SessionDep, request: Request
+    job_id: DbId, candidate_id: DbId, session: SessionDep, request: Request
 ) -> Response:
     """The candidate's sub-network with supernet weights, exported to ONNX (batch 1), cached."""
     candidate = results.get_candidate(session, job_id, candidate_id)

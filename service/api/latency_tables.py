@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from service.api.deps import SessionDep
+from service.api.deps import DbId, SessionDep
 from service.api.schemas.latency import LatencyTableDetailOut, LatencyTableOut
 from service.catalog import devices as device_catalog
 from service.db.models import Device, DeviceLatencyTable
@@ -76,16 +76,18 @@ def _out(row: DeviceLatencyTable, device: Device) -> LatencyTableOut:
     openapi_extra=_UPLOAD_BODY,
 )
 def upload_table(
-    device_id: int,
+    device_id: DbId,
     request: Request,
     session: SessionDep,
     response: Response,
     body: Annotated[bytes, Depends(_upload_body)],
     format: Annotated[
-        str | None, Query(description="json, csv or ofa-yaml; default: from Content-Type")
+        str | None,
+        Query(max_length=20, description="json, csv or ofa-yaml; default: from Content-Type"),
     ] = None,
     family: Annotated[
-        str | None, Query(description="Supernet family of the keys (required for csv/yaml)")
+        str | None,
+        Query(max_length=200, description="Supernet family of the keys (required for csv/yaml)"),
     ] = None,
     name: Annotated[str | None, Query(max_length=300, description="File name")] = None,
 ) -> LatencyTableOut:
@@ -113,20 +115,20 @@ def _json_family(body: bytes) -> str | None:
 
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     family = parsed.get("family") if isinstance(parsed, dict) else None
     return family if isinstance(family, str) and family else None
 
 
 @router.get("", response_model=list[LatencyTableOut])
-def list_tables(device_id: int, session: SessionDep) -> list[LatencyTableOut]:
+def list_tables(device_id: DbId, session: SessionDep) -> list[LatencyTableOut]:
     device = device_catalog.get_device(session, device_id)
     return [_out(row, device) for row in latency_tables.list_tables(session, device.id)]
 
 
 @router.get("/{table_id}", response_model=LatencyTableDetailOut)
-def show_table(device_id: int, table_id: int, session: SessionDep) -> LatencyTableDetailOut:
+def show_table(device_id: DbId, table_id: DbId, session: SessionDep) -> LatencyTableDetailOut:
     device = device_catalog.get_device(session, device_id)
     row = latency_tables.get_table(session, device.id, table_id)
     table = latency_tables.load_table(session, device, row)
@@ -138,7 +140,7 @@ def show_table(device_id: int, table_id: int, session: SessionDep) -> LatencyTab
 
 @router.put("/{table_id}/calibration", response_model=LatencyTableOut)
 def put_calibration(
-    device_id: int, table_id: int, calibration: dict[str, Any], session: SessionDep
+    device_id: DbId, table_id: DbId, calibration: dict[str, Any], session: SessionDep
 ) -> LatencyTableOut:
     """Attach a calibration (`hwnas-latency-calibration/1` JSON) fitted on this table; jobs then
     use the calibrated estimate instead of the plain sum."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import select
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db.models import Device
@@ -15,6 +17,9 @@ from service.evaluation.profile import DeviceProfile
 HOST_DESCRIPTOR_KEYS = tuple(
     f.name for f in dataclasses.fields(DeviceProfile) if f.init and f.name != "name"
 )
+# DeviceProfile's field annotations carry the constraints (strict whole numbers > 0, finite
+# floats, booleans); pydantic checks a descriptor against them.
+_PROFILE = TypeAdapter(DeviceProfile)
 
 
 class UnknownDeviceError(NotFoundError):
@@ -28,6 +33,10 @@ def get_device(session: Session, device_id: int) -> Device:
     return device
 
 
+def find_device(session: Session, name: str) -> Device | None:
+    return session.scalar(select(Device).where(Device.name == name))
+
+
 def create_device(session: Session, name: str, kind: str, descriptor: dict[str, Any]) -> Device:
     if kind == "host":
         descriptor = dataclasses.asdict(host_profile_from(name, descriptor))
@@ -37,29 +46,48 @@ def create_device(session: Session, name: str, kind: str, descriptor: dict[str, 
         measured = dataclasses.asdict(host_profile_from(name, profile))
         measured.pop("name")
         descriptor = {**descriptor, **measured}
-    if session.scalar(select(Device.id).where(Device.name == name)) is not None:
-        raise ConflictError(f"a device named {name!r} already exists; choose another name")
+    taken = select(Device.id).where(func.lower(Device.name) == name.lower()).limit(1)
+    if session.scalar(taken) is not None:
+        raise ConflictError(
+            f"a device named {name!r} already exists (names are compared ignoring case); "
+            "choose another name"
+        )
     row = Device(name=name, kind=kind, descriptor=descriptor)
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent create of the same name won the race
+        raise ConflictError(f"a device named {name!r} already exists") from exc
     return row
 
 
 def host_profile_from(name: str, descriptor: dict[str, Any]) -> DeviceProfile:
-    """The onnxruntime profile a host device measures with; 422 naming the allowed keys."""
+    """The onnxruntime profile a host device measures with; 422 naming the bad or unknown keys."""
     unknown = sorted(set(descriptor) - set(HOST_DESCRIPTOR_KEYS) - {"runtime"})
     if unknown:
         raise InvalidInputError(
             f"unknown host descriptor key(s) {unknown}; allowed: {list(HOST_DESCRIPTOR_KEYS)}"
         )
     fields = {k: v for k, v in descriptor.items() if k in HOST_DESCRIPTOR_KEYS}
-    for key, value in fields.items():
-        if isinstance(getattr(DeviceProfile, key, None), bool):
-            if not isinstance(value, bool):
-                raise InvalidInputError(f"host descriptor {key!r} must be true or false")
-        elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise InvalidInputError(f"host descriptor {key!r} must be a positive number")
-    return DeviceProfile(name=name, **fields)
+    try:
+        return _PROFILE.validate_python({**fields, "name": name})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"host descriptor {'.'.join(map(str, e['loc']))!r} {_EXPECTED.get(e['type'], e['msg'])}"
+            for e in error.errors()
+        )
+        raise InvalidInputError(problems) from error
+
+
+# What pydantic's error types mean for a descriptor field, in the words of the docs.
+_EXPECTED = {
+    "bool_type": "must be true or false",
+    "int_type": "must be a positive number, a whole one",
+    "int_from_float": "must be a positive number, a whole one",
+    "float_type": "must be a positive number",
+    "finite_number": "must be a finite positive number",
+    "greater_than": "must be a positive number",
+}
 
 
 def list_devices(session: Session) -> list[Device]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.catalog.checkpoints import load_failure
 from service.db.models import Supernet
 from service.errors import ConflictError, InvalidInputError, NotFoundError
 from service.supernets.checksum import sha256_of
@@ -31,7 +32,11 @@ def loaded_supernet(family: str, checkpoint: str | None) -> SupernetModel:
 
 
 def register_supernet(session: Session, name: str, family: str, checkpoint: str | None) -> Supernet:
-    """Load the family (to check it and read its space and dataset) and store it under `name`."""
+    """Load the family (to check it and read its space and dataset) and store it under `name`.
+
+    `checkpoint` is a trusted path here: the API resolves a client's name with
+    `checkpoints.resolve_checkpoint` first. Any load failure is a 422 and stores nothing.
+    """
     families = family_names()
     if family not in families:
         raise UnknownFamilyInputError(
@@ -43,14 +48,21 @@ def register_supernet(session: Session, name: str, family: str, checkpoint: str 
         if not path.is_file():
             raise InvalidInputError(f"checkpoint {checkpoint!r} is not a file on the server")
         checkpoint, sha256 = str(path.resolve()), sha256_of(path)
-    if session.scalar(select(Supernet.id).where(Supernet.name == name)) is not None:
-        raise ConflictError(f"a supernet named {name!r} already exists; choose another name")
+    if name_taken(session, name):
+        raise ConflictError(
+            f"a supernet named {name!r} already exists (names are compared ignoring case); "
+            "choose another name"
+        )
     try:
         model = loaded_supernet(family, checkpoint)
     except UnknownFamilyError as exc:
         raise UnknownFamilyInputError(str(exc)) from exc
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"family {family!r} could not load its weights: {exc}") from exc
+    except Exception as exc:  # a family's loader may raise anything for a bad file
+        if checkpoint is None:
+            raise InvalidInputError(
+                f"family {family!r} could not load its default weights: {exc}"
+            ) from exc
+        raise load_failure(family, checkpoint, exc) from exc
     row = Supernet(
         name=name,
         family=family,
@@ -90,6 +102,12 @@ def get_supernet(session: Session, supernet_id: int) -> Supernet:
 
 def find_supernet(session: Session, name: str) -> Supernet | None:
     return session.scalar(select(Supernet).where(Supernet.name == name))
+
+
+def name_taken(session: Session, name: str) -> bool:
+    """Whether a supernet has this name in any case (names are unique ignoring case)."""
+    query = select(Supernet.id).where(func.lower(Supernet.name) == name.lower()).limit(1)
+    return session.scalar(query) is not None
 
 
 def supernet_model(row: Supernet) -> SupernetModel:

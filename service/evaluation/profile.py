@@ -6,10 +6,18 @@ Plain records: no torch, so the API, the catalog and the device agent use them w
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import onnxruntime as ort
+from pydantic import Field
+
+# The constraints of each field, as data: `catalog.devices` validates descriptors against them
+# (pydantic reads the annotations); constructing a DeviceProfile in code checks nothing.
+PositiveInt = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
+PositiveSeconds = Annotated[float, Field(strict=True, gt=0, le=3600, allow_inf_nan=False)]
+PositiveRatio = Annotated[float, Field(strict=True, gt=0, le=1000, allow_inf_nan=False)]
+Switch = Annotated[bool, Field(strict=True)]
 
 
 @dataclass(frozen=True)
@@ -17,15 +25,15 @@ class DeviceProfile:
     """Everything that changes a latency figure on one device."""
 
     name: str = "host"
-    threads: int = 1
-    batch_size: int = 32
-    warmup_runs: int = 10
-    warmup_seconds: float = 0.1
-    timed_runs: int = 20  # per pass
-    max_cv: float = 0.05
-    max_attempts: int = 20  # passes at most, while the fastest is noisy or was timed slow
-    passes: int = 5
-    speed_probe: bool = True
+    threads: PositiveInt = 1
+    batch_size: PositiveInt = 32
+    warmup_runs: PositiveInt = 10
+    warmup_seconds: PositiveSeconds = 0.1
+    timed_runs: PositiveInt = 20  # per pass
+    max_cv: PositiveRatio = 0.05
+    max_attempts: PositiveInt = 20  # passes at most, while the fastest is noisy or was timed slow
+    passes: PositiveInt = 5
+    speed_probe: Switch = True
     runtime: str = field(default="onnxruntime", init=False)
 
     def descriptor(self) -> dict[str, Any]:

@@ -9,11 +9,11 @@ times use the database clock, like job heartbeats.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -165,33 +165,41 @@ def get_task(session: Session, task_id: int) -> MeasurementTask:
     return task
 
 
+class AgentLatencyStats(BaseModel):
+    """What an agent reports for one task: finite, plausible figures in ms, whole run counts."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
+
+    median_ms: float = Field(gt=0, le=MAX_LATENCY_MS)
+    p90_ms: float = Field(gt=0, le=MAX_LATENCY_MS)
+    mean_ms: float = Field(gt=0, le=MAX_LATENCY_MS)
+    std_ms: float = Field(ge=0, le=MAX_LATENCY_MS)
+    cv: float = Field(ge=0, le=1000)
+    runs: int = Field(ge=1, le=10**9)
+    attempts: int = Field(default=1, ge=1, le=10**6)
+
+    @model_validator(mode="after")
+    def _median_within_p90(self) -> AgentLatencyStats:
+        if not self.median_ms <= self.p90_ms * (1 + 1e-9):
+            raise ValueError("median_ms must not exceed p90_ms")
+        return self
+
+
 def check_stats(stats: Mapping[str, Any]) -> dict[str, float | int]:
-    """The agent's statistics, every figure finite and sane; 422 naming the first bad field."""
-    checked: dict[str, float | int] = {}
-    for name in LATENCY_FIELDS:
-        value = stats.get(name)
-        if value is None:
-            raise InvalidResultError(f"stats.{name} is missing; send {list(LATENCY_FIELDS)}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidResultError(f"stats.{name} must be a number, not {value!r}")
-        if not math.isfinite(value):
-            raise InvalidResultError(f"stats.{name} must be finite, not {value!r}")
-        low_ok = value > 0 if name.endswith("_ms") and name != "std_ms" else value >= 0
-        if not low_ok or (name.endswith("_ms") and value > MAX_LATENCY_MS):
-            raise InvalidResultError(
-                f"stats.{name} = {value!r} is not a plausible latency; expected "
-                f"{'0' if name in ('std_ms', 'cv') else 'more than 0'}..{MAX_LATENCY_MS:g} ms"
-            )
-        checked[name] = float(value)
-    if not checked["median_ms"] <= checked["p90_ms"] * (1 + 1e-9):
-        raise InvalidResultError("stats.median_ms must not exceed stats.p90_ms")
-    runs = stats.get("runs")
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise InvalidResultError(f"stats.runs must be a positive whole number, not {runs!r}")
-    checked["runs"] = runs
-    attempts = stats.get("attempts", 1)
-    checked["attempts"] = attempts if isinstance(attempts, int) and attempts >= 1 else 1
-    return checked
+    """The agent's statistics, every figure finite and sane; 422 naming each bad field."""
+    try:
+        checked = AgentLatencyStats.model_validate(dict(stats))
+    except ValidationError as error:
+        problems = "; ".join(
+            ".".join(["stats", *map(str, e["loc"])])
+            + (" is missing" if e["type"] == "missing" else f": {e['msg']}")
+            for e in error.errors()
+        )
+        raise InvalidResultError(
+            f"implausible agent result: {problems} (send {list(LATENCY_FIELDS)} and runs; "
+            f"latencies in 0..{MAX_LATENCY_MS:g} ms)"
+        ) from error
+    return checked.model_dump()
 
 
 def store_result(
@@ -214,9 +222,18 @@ def store_result(
             f"task {task_id} is {task.status}, not leased; claim it with "
             f"POST /v1/devices/{task.device_id}/tasks/claim before posting a result"
         )
+    if task.agent_id != agent_id:
+        raise TaskNotLeasedError(
+            f"task {task_id} is leased to agent {task.agent_id}, not to agent {agent_id!r}; "
+            "only the agent holding the lease may post its result"
+        )
     stored = session.execute(
         update(MeasurementTask)
-        .where(MeasurementTask.id == task_id, MeasurementTask.status == TaskStatus.LEASED)
+        .where(
+            MeasurementTask.id == task_id,
+            MeasurementTask.status == TaskStatus.LEASED,
+            MeasurementTask.agent_id == agent_id,
+        )
         .values(
             status=TaskStatus.DONE,
             stats=checked,
@@ -228,7 +245,9 @@ def store_result(
         .execution_options(synchronize_session=False)
     )
     if stored.rowcount != 1:  # type: ignore[attr-defined]
-        raise TaskAlreadyDoneError(f"task {task_id} got a result from another agent just now")
+        raise TaskAlreadyDoneError(
+            f"task {task_id} got a result or changed hands just now; this one was not stored"
+        )
     session.refresh(task)
     return task
 

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+# A registered name: a slug that starts with a letter or digit (never `.` or `..`). Names are
+# unique ignoring case.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+# Free text a request carries (descriptor values, notes); long enough for any real use.
+ShortText = Annotated[str, StringConstraints(max_length=1000)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# A JSON scalar of a free-form descriptor: strict types, finite numbers, bounded strings.
+DescriptorValue = Annotated[
+    bool | int | FiniteFloat | ShortText | None, Field(union_mode="left_to_right")
+]
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Database times are UTC; SQLite hands them back without a zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# A timestamp serialised with its zone (RFC 3339 `date-time`), e.g. 2026-12-02T15:00:00Z.
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class ErrorOut(BaseModel):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field
+
+from service.api.schemas.common import DescriptorValue, Key, UtcDatetime
+
+AgentId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class LatencyTableOut(BaseModel):
@@ -25,7 +28,7 @@ class LatencyTableOut(BaseModel):
     fingerprint: str = Field(description="sha256 of the table as uploaded (calibrations match it)")
     calibrated: bool
     calibration_model: str | None
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class LatencyTableDetailOut(LatencyTableOut):
@@ -35,19 +38,25 @@ class LatencyTableDetailOut(LatencyTableOut):
 class ClaimIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: str = Field(min_length=1, max_length=200, examples=["jetson-01:4242"])
-    limit: int = Field(default=1, ge=1, le=64, description="Most tasks to lease at once")
+    agent_id: AgentId = Field(examples=["jetson-01:4242"])
+    limit: StrictInt = Field(default=1, ge=1, le=64, description="Most tasks to lease at once")
 
 
 class TaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     config_hash: str
     config: dict[str, Any]
     input_shape: list[int] = Field(description="One input without the batch axis")
     batch_size: int
     attempts: int
-    lease_expires_at: datetime | None
-    model_url: str = Field(description="GET it (with the agent token) for the ONNX model")
+    lease_expires_at: UtcDatetime | None
+
+    @computed_field(description="GET it (with the agent token) for the ONNX model")  # type: ignore[prop-decorator]
+    @property
+    def model_url(self) -> str:
+        return f"/v1/tasks/{self.id}/model.onnx"
 
 
 class ClaimOut(BaseModel):
@@ -61,17 +70,19 @@ class ClaimOut(BaseModel):
 class ResultIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: str = Field(min_length=1, max_length=200)
-    stats: dict[str, Any] = Field(
-        description="median_ms, p90_ms, mean_ms, std_ms, cv, runs (and attempts)"
+    agent_id: AgentId
+    stats: dict[Key, Any] = Field(
+        max_length=32, description="median_ms, p90_ms, mean_ms, std_ms, cv, runs (and attempts)"
     )
-    runtime: dict[str, Any] = Field(description="Runtime, version, threads, provider, …")
+    runtime: dict[Key, DescriptorValue] = Field(
+        max_length=64, description="Runtime, version, threads, provider, …"
+    )
 
 
 class FailureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: str = Field(min_length=1, max_length=200)
+    agent_id: AgentId
     error: str = Field(
         min_length=1, max_length=2000, description="Why the agent cannot measure this network"
     )
