@@ -367,6 +367,10 @@ def test_timestamps_have_a_zone_and_405_says_what_is_allowed(api: Server) -> Non
     client = api.client
     stamps = [client.get("/v1/supernets/1").json()["created_at"]]
     stamps += [device["created_at"] for device in client.get("/v1/devices").json()]
+    job = {"supernet": "digits", "objectives": ["macs:min"], "budget": 1}
+    submitted = client.post("/v1/jobs", json=job)
+    assert submitted.status_code == 202, submitted.text
+    stamps.append(client.get(submitted.headers["Location"]).json()["created_at"])
     for stamp in stamps:
         parsed = datetime.fromisoformat(stamp)
         assert parsed.tzinfo is not None and parsed.utcoffset().total_seconds() == 0, stamp

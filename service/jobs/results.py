@@ -66,7 +66,7 @@ def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[Ca
                 MetricValue.candidate_id, MetricValue.metric, MetricValue.value, MetricValue.source
             ).where(MetricValue.candidate_id.in_(ids))
         )
-        kinds = dict(session.execute(select(Device.name, Device.kind)).tuples().all())
+        kinds: dict[str, str] = dict(session.execute(select(Device.name, Device.kind)).all())
         for candidate_id, metric, value, source in rows:
             metrics[candidate_id][metric] = MetricOut.model_validate(
                 {

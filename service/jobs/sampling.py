@@ -94,9 +94,7 @@ def _sample(session: Session, ids: list[int], constraints: list[str]) -> PointSa
         iterations.update(
             session.execute(
                 select(Candidate.id, Candidate.iteration).where(Candidate.id.in_(chunk))
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     metrics = sorted({m for values in by_candidate.values() for m in values})
     return PointSample(

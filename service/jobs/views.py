@@ -7,10 +7,11 @@ from it (`from_attributes`); what another table holds is filled in by `jobs.resu
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from service.timestamps import UtcDatetime
 
 
 class IterationOut(BaseModel):
@@ -37,9 +38,9 @@ class JobOut(BaseModel):
     worker_id: str | None
     cancel_requested: bool
     error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     iterations: list[IterationOut] = Field(default_factory=list)
 
     @computed_field(description="validations_used / budget, 0..1")  # type: ignore[prop-decorator]

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.schemas.common import NAME_PATTERN, DescriptorValue, Key, UtcDatetime
+from service.api.schemas.common import NAME_PATTERN, DescriptorValue, Key
 from service.catalog.checkpoints import MAX_CHECKPOINT_NAME
+from service.timestamps import UtcDatetime
 
 
 class SupernetIn(BaseModel):

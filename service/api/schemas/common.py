@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 # A registered name: a slug that starts with a letter or digit (never `.` or `..`). Names are
 # unique ignoring case.
@@ -18,15 +17,6 @@ FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 DescriptorValue = Annotated[
     bool | int | FiniteFloat | ShortText | None, Field(union_mode="left_to_right")
 ]
-
-
-def _as_utc(value: datetime) -> datetime:
-    """Database times are UTC; SQLite hands them back without a zone."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# A timestamp serialised with its zone (RFC 3339 `date-time`), e.g. 2026-12-02T15:00:00Z.
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class ErrorOut(BaseModel):

@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field
 
-from service.api.schemas.common import DescriptorValue, Key, UtcDatetime
+from service.api.schemas.common import DescriptorValue, Key
+from service.timestamps import UtcDatetime
 
 AgentId = Annotated[str, Field(min_length=1, max_length=200)]
 
