@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     agent.add_argument(
         "--token",
         default=os.environ.get("HWNAS_AGENT_TOKEN"),
-        help="the server's HWNAS_AGENT_TOKEN (default: that environment variable)",
+        help="this device's token in the server's HWNAS_AGENT_TOKENS (default: $HWNAS_AGENT_TOKEN)",
     )
     agent.add_argument("--agent-id", default=None, help="default: hostname:pid")
     agent.add_argument("--claim", type=int, default=1, help="tasks to lease per claim (1..64)")
