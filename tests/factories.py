@@ -115,7 +115,13 @@ def tasks(
 ) -> dict[str, int]:
     """Measurement tasks queued the way the worker queues them; config hash → task id."""
     return task_queue.enqueue(
-        session, device_id, supernet_id, job_id, configs, list(input_shape), batch_size
+        session,
+        device_id,
+        supernet_id,
+        job_id,
+        configs,
+        {config_hash: list(input_shape) for config_hash in configs},
+        batch_size,
     )
 
 

@@ -185,7 +185,8 @@ def test_agent_measures_a_search_and_a_killed_agent_loses_nothing(
 def _leased_task(server: Server, factory: sessionmaker[Session]) -> int:
     """A task queued straight into the server's database and claimed over HTTP."""
     with transaction(factory) as session:
-        ids = enqueue(session, 1, 1, None, {uuid.uuid4().hex: {"x": 1}}, [1, 32, 32], 8)
+        digest = uuid.uuid4().hex
+        ids = enqueue(session, 1, 1, None, {digest: {"x": 1}}, {digest: [1, 32, 32]}, 8)
     [task_id] = ids.values()
     claimed = server.client.post(
         "/v1/devices/1/tasks/claim", json={"agent_id": "probe", "limit": 64}, headers=AUTH
@@ -280,7 +281,9 @@ def test_agent_reports_a_network_it_cannot_run_and_the_task_fails_with_its_reaso
             .where(MeasurementTask.status.in_(("queued", "leased")))
             .values(status="failed", error="left over by an earlier test")
         )
-        [task_id] = enqueue(session, 1, 1, None, {digest: config}, [1, 32, 32], 8).values()
+        [task_id] = enqueue(
+            session, 1, 1, None, {digest: config}, {digest: [1, 32, 32]}, 8
+        ).values()
     # The fault is real: a corrupt file where the server caches the task's ONNX export.
     artifact = server.data_dir / "artifacts" / "onnx" / "1" / f"{digest}-b8.onnx"
     artifact.parent.mkdir(parents=True, exist_ok=True)

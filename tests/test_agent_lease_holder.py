@@ -60,7 +60,13 @@ def _queued_task(server: Server, device_id: int) -> int:
     config = space.canonical(space.smallest())
     with transaction(_factory(server)) as session:
         ids = enqueue(
-            session, device_id, 1, None, {space.config_hash(config): config}, [1, 32, 32], 8
+            session,
+            device_id,
+            1,
+            None,
+            {space.config_hash(config): config},
+            {space.config_hash(config): [1, 32, 32]},
+            8,
         )
     return next(iter(ids.values()))
 

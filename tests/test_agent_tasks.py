@@ -94,7 +94,7 @@ def test_enqueue_is_idempotent_per_network(
             queued["supernet_id"],
             None,
             {"a": {"x": 1}, "c": {"x": 3}},
-            [1, 32, 32],
+            {"a": [1, 32, 32], "c": [1, 32, 32]},
             8,
         )
         assert again["a"] == queued["task_ids"]["a"]

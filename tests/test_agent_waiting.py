@@ -26,6 +26,7 @@ from service.worker.latency import (
 
 STATS = {"median_ms": 3.0, "p90_ms": 3.5, "mean_ms": 3.1, "std_ms": 0.2, "cv": 0.06, "runs": 20}
 CONFIGS = {"hash-a": {"x": 1}, "hash-b": {"x": 2}}
+SHAPES = {"hash-a": [1, 8, 8], "hash-b": [1, 8, 8]}
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def _wait(
     factory: sessionmaker[Session], plan: JobLatencyPlan, state: str = "held", **kw: Any
 ) -> Any:
     options: dict[str, Any] = {"poll_s": 0.05, "timeout_s": 30.0} | kw
-    return measure_on_agents(factory, plan, None, 1, [1, 8, 8], CONFIGS, lambda: state, **options)
+    return measure_on_agents(factory, plan, None, 1, SHAPES, CONFIGS, lambda: state, **options)
 
 
 def _agent_answers(factory: sessionmaker[Session], stop: threading.Event) -> None:
@@ -111,4 +112,4 @@ def test_failed_task_and_timeout_fail_the_wait_with_advice(
         return "held"
 
     with pytest.raises(AgentMeasurementError, match="agent crashed"):
-        measure_on_agents(factory, plan, None, 1, [1, 8, 8], CONFIGS, crash_agents, 0.05, 30.0)
+        measure_on_agents(factory, plan, None, 1, SHAPES, CONFIGS, crash_agents, 0.05, 30.0)

@@ -346,7 +346,13 @@ def test_unexpected_failures_are_a_json_500(api: Server) -> None:
     factory = make_session_factory(make_engine(api.database_url))  # type: ignore[attr-defined]
     with transaction(factory) as session:
         [task_id] = enqueue(
-            session, 2, 1, None, {space.config_hash(config): config}, [1, 32, 32], 1
+            session,
+            2,
+            1,
+            None,
+            {space.config_hash(config): config},
+            {space.config_hash(config): [1, 32, 32]},
+            1,
         ).values()
     artifacts = api.data_dir / "artifacts"  # type: ignore[attr-defined]
     assert not artifacts.exists()

@@ -8,7 +8,7 @@ import numpy as np
 
 from service.evaluation.latency import measure_onnx_latency
 from service.evaluation.profile import DeviceProfile
-from service.evaluation.validation import subnet_onnx, validate_subnets_detailed
+from service.evaluation.validation import input_shape, subnet_onnx, validate_subnets_detailed
 from service.supernets.protocol import Supernet
 from service.supernets.registry import load_supernet
 from service.supernets.space import Config
@@ -75,9 +75,9 @@ def repeated_latency(
 ) -> dict[str, Any]:
     """Measure one network `repeats` times, each in a fresh session: how stable is the median?"""
     onnx_bytes = subnet_onnx(supernet, config, device.batch_size)
-    input_shape = tuple(supernet.example_input(1).shape[1:])
+    shape = input_shape(supernet, config)
     medians = np.array(
-        [measure_onnx_latency(onnx_bytes, input_shape, device).median_ms for _ in range(repeats)]
+        [measure_onnx_latency(onnx_bytes, shape, device).median_ms for _ in range(repeats)]
     )
     return {
         "medians_ms": medians.round(4).tolist(),

@@ -30,8 +30,13 @@ def exact_metrics(supernet: Supernet, config: Mapping[str, Any]) -> dict[str, fl
 
 
 def subnet_onnx(supernet: Supernet, config: Mapping[str, Any], batch_size: int) -> bytes:
-    """The sub-network as ONNX with a fixed batch size."""
-    return export_onnx(supernet.build_subnet(config), supernet.example_input(batch_size))
+    """The sub-network as ONNX with a fixed batch size, at its own input resolution."""
+    return export_onnx(supernet.build_subnet(config), supernet.example_input(batch_size, config))
+
+
+def input_shape(supernet: Supernet, config: Mapping[str, Any]) -> tuple[int, ...]:
+    """One input of the sub-network without the batch axis (its resolution, where it has one)."""
+    return tuple(supernet.example_input(1, config).shape[1:])
 
 
 def validate_subnets_detailed(
@@ -41,13 +46,14 @@ def validate_subnets_detailed(
 ) -> list[SubnetValidation]:
     canonical = [supernet.canonical(c) for c in configs]
     accuracies = supernet.evaluate_accuracy(canonical)
-    input_shape = tuple(supernet.example_input(1).shape[1:])
     by_device: dict[str, dict[int, LatencyStats]] = {}
     by_batch_size: dict[int, dict[int, OnnxModel]] = {}
     for device in devices:  # the batch's networks interleaved, see measure_interleaved
         if device.batch_size not in by_batch_size:
             by_batch_size[device.batch_size] = {
-                i: OnnxModel(subnet_onnx(supernet, config, device.batch_size), input_shape)
+                i: OnnxModel(
+                    subnet_onnx(supernet, config, device.batch_size), input_shape(supernet, config)
+                )
                 for i, config in enumerate(canonical)
             }
         measured = measure_interleaved(by_batch_size[device.batch_size], device)

@@ -61,10 +61,11 @@ def enqueue(
     supernet_id: int,
     job_id: int | None,
     configs: Mapping[str, Mapping[str, Any]],
-    input_shape: Sequence[int],
+    input_shapes: Mapping[str, Sequence[int]],
     batch_size: int,
 ) -> dict[str, int]:
-    """One task per config hash (reusing an existing one; a failed one is queued afresh)."""
+    """One task per config hash, with the input shape of that network (reusing an existing
+    task; a failed one is queued afresh)."""
     existing = {
         t.config_hash: t
         for t in session.scalars(
@@ -85,7 +86,7 @@ def enqueue(
                 job_id=job_id,
                 config_hash=config_hash,
                 config=dict(config),
-                input_shape=list(input_shape),
+                input_shape=list(input_shapes[config_hash]),
                 batch_size=batch_size,
                 status=TaskStatus.QUEUED,
                 attempts=0,

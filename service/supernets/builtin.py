@@ -192,7 +192,7 @@ class MobileNetV3DigitsSupernet:
     def params(self, config: Mapping[str, Any]) -> int:
         return sum(op.params for op in self.ops(config))
 
-    def example_input(self, batch: int) -> torch.Tensor:
+    def example_input(self, batch: int, config: Mapping[str, Any] | None = None) -> torch.Tensor:
         size = self.spec.image_size
         generator = torch.Generator().manual_seed(0)
         return torch.randn(batch, self.spec.in_channels, size, size, generator=generator)

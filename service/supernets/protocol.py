@@ -31,8 +31,9 @@ class Supernet(Protocol):
         """A standalone module (eval mode) with weights taken from the supernet."""
         ...
 
-    def example_input(self, batch: int) -> torch.Tensor:
-        """A tensor of the input shape the sub-networks take, with `batch` rows."""
+    def example_input(self, batch: int, config: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """A tensor of the input shape the sub-network of `config` takes (the largest network's
+        without a config), with `batch` rows: families with a resolution gene differ per config."""
         ...
 
     def layer_keys(self, config: Mapping[str, Any]) -> list[str]:

@@ -156,13 +156,14 @@ def measure_on_agents(
     plan: JobLatencyPlan,
     job_id: int | None,
     supernet_id: int,
-    input_shape: Sequence[int],
+    input_shapes: Mapping[str, Sequence[int]],
     configs: Mapping[str, Mapping[str, Any]],
     lease_state: Callable[[], str],
     poll_s: float,
     timeout_s: float,
 ) -> tuple[dict[str, dict[str, float]], list[MeasuredLatency]]:
-    """Queue one task per config and agent device, wait for every result, and return the
+    """Queue one task per config (with its input shape, keyed like `configs` by config hash) and
+    agent device, wait for every result, and return the
     `latency@<device>` (median ms) per config hash with the measurements to store.
 
     `lease_state()` is polled while waiting: "lost" raises `LostLeaseError`, "cancel_requested"
@@ -178,7 +179,7 @@ def measure_on_agents(
                 supernet_id,
                 job_id,
                 configs,
-                input_shape,
+                input_shapes,
                 agent.batch_size,
             )
             for agent in plan.agents

@@ -27,7 +27,7 @@ from service.db.engine import transaction
 from service.db.models import JobStatus
 from service.errors import LostLeaseError
 from service.evaluation.profile import DeviceProfile
-from service.evaluation.validation import exact_metrics, validate_subnets_detailed
+from service.evaluation.validation import exact_metrics, input_shape, validate_subnets_detailed
 from service.jobs import queue
 from service.jobs.evaluations import (
     Batch,
@@ -264,13 +264,14 @@ class JobRunner:
         else:
             self._validate(plan, supernet, configs, misses, metrics, latencies)
         if plan.latency.agents and misses:
+            to_measure = {hashes[i]: supernet.canonical(configs[i]) for i in misses}
             agent_metrics, agent_latencies = measure_on_agents(
                 self.factory,
                 plan.latency,
                 plan.job_id,
                 plan.key.supernet_id,
-                tuple(supernet.example_input(1).shape[1:]),
-                {hashes[i]: supernet.canonical(configs[i]) for i in misses},
+                {h: input_shape(supernet, c) for h, c in to_measure.items()},
+                to_measure,
                 lambda: "released" if self.stop.is_set() else heartbeat.state,
                 self.settings.poll_interval_s,
                 self.settings.agent_wait_timeout_s,

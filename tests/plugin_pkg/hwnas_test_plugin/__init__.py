@@ -40,7 +40,7 @@ class ToyMlpSupernet:
         act = nn.ReLU() if config["activation"] == "relu" else nn.Tanh()
         return nn.Sequential(hidden, act, out).eval()
 
-    def example_input(self, batch: int) -> torch.Tensor:
+    def example_input(self, batch: int, config: Mapping[str, Any] | None = None) -> torch.Tensor:
         return torch.randn(batch, IN_FEATURES)
 
     def layer_keys(self, config: Mapping[str, Any]) -> list[str]:
