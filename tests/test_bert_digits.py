@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from service.cli import main
 from service.search.engine import run_search
 from service.search.spec import SearchSpec, parse_constraint, parse_objective
 from service.supernets.bert_digits import (
@@ -20,6 +21,7 @@ from service.supernets.bert_digits import (
     manifest_path,
 )
 from service.supernets.bert_digits_data import load_splits
+from service.supernets.bert_training import BertTrainingSettings, train_and_save
 from service.supernets.checksum import sha256_of
 from service.supernets.protocol import Supernet
 from service.supernets.registry import family_names, load_supernet
@@ -106,3 +108,24 @@ def test_a_search_on_bert_digits_runs_to_a_front() -> None:
     for point in front.points:
         assert point.metrics["macs"] <= macs_bound
         assert 0.0 <= point.metrics["accuracy"] <= 100.0
+
+
+def test_training_writes_a_checkpoint_that_loads_with_its_manifest(tmp_path: Path) -> None:
+    settings = BertTrainingSettings(epochs=2, epoch_size=256, full_network_epochs=1)
+    manifest = train_and_save(settings, tmp_path / "bert.pt", log=lambda _: None)
+    assert manifest["sha256"] == sha256_of(tmp_path / "bert.pt")
+    assert json.loads((tmp_path / "bert.json").read_text()) == manifest
+    assert manifest["settings"]["epochs"] == 2
+    assert set(manifest["held_out_accuracy"]) == {"smallest", "largest"}
+    assert load_bert_digits(tmp_path / "bert.pt").checkpoint_sha256 == manifest["sha256"]
+
+
+def test_the_cost_command_counts_bert_digits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], supernet: ElasticBertSupernet
+) -> None:
+    configs = [supernet.space.smallest(), supernet.space.largest()]
+    path = tmp_path / "configs.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in configs) + "\n")
+    assert main(["supernet", "cost", "bert-digits", "--configs", str(path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["macs"], r["params"]) for r in rows] == [(161_472, 23_146), (4_237_568, 484_746)]
