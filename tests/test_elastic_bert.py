@@ -17,10 +17,11 @@ from service.evaluation.onnx_export import export_onnx
 from service.supernets.bert_digits import (
     CheckpointError,
     ElasticBertSupernet,
+    bert_spec_from_state_dict,
     read_bert_checkpoint,
 )
 from service.supernets.bert_training import initialise
-from service.supernets.elastic_bert import Bert, BertSpec
+from service.supernets.elastic_bert import Bert, BertSpec, normalise_bert_state_dict
 
 TOKEN_SPEC = BertSpec(vocab_size=50, seq_len=6, max_positions=16, type_vocab_size=2, num_classes=3)
 
@@ -89,6 +90,21 @@ def test_a_bert_format_state_dict_loads_strictly(tmp_path: Path) -> None:
     torch.save(prefixed, tmp_path / "pytorch_model.bin")
     loaded = read_bert_checkpoint(tmp_path / "pytorch_model.bin", TOKEN_SPEC)
     torch.testing.assert_close(loaded.pooler.dense.weight, prefixed["bert.pooler.dense.weight"])
+
+
+def test_the_sizes_of_a_bert_checkpoint_are_read_from_its_shapes(tmp_path: Path) -> None:
+    state = hf_state_dict(TOKEN_SPEC, prefix="bert.")
+    spec = bert_spec_from_state_dict(state, head_dim=32, seq_len=6)
+    assert (spec.vocab_size, spec.max_positions, spec.type_vocab_size) == (50, 16, 2)
+    assert (max(spec.hidden_sizes), max(spec.head_counts), max(spec.ffn_sizes)) == (128, 4, 192)
+    assert (spec.depths, spec.num_classes) == ((1, 2, 3, 4), 3)
+    supernet = ElasticBertSupernet(Bert(spec), family="bert-user", dataset="none")
+    supernet.model.load_state_dict(normalise_bert_state_dict(state), strict=True)
+    config = supernet.space.sample(np.random.default_rng(2), 1)[0]
+    with torch.no_grad():
+        assert supernet.build_subnet(config)(supernet.example_input(2)).shape == (2, 3)
+    with pytest.raises(CheckpointError, match="no held-out data"):
+        supernet.evaluate_accuracy([config])
 
 
 def test_a_state_dict_of_another_shape_is_refused_naming_the_key(tmp_path: Path) -> None:

@@ -132,6 +132,10 @@ class ElasticBertSupernet:
     def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._held_out is not None:
             return self._held_out
+        if self.spec != BertSpec():
+            raise CheckpointError(
+                f"family {self.family!r} has no held-out data: pass held_out=(inputs, labels)"
+            )
         splits: RowDigitsSplits = load_splits()
         return splits.held_out_images, splits.held_out_labels
 
@@ -211,18 +215,46 @@ def manifest_path(checkpoint: Path) -> Path:
     return checkpoint.with_suffix(".json")
 
 
-def read_bert_checkpoint(path: Path, spec: BertSpec) -> Bert:
+def read_bert_checkpoint(path: Path, spec: BertSpec | None = None) -> Bert:
     """A `Bert` of `spec` with the weights of a BERT-format state dict (`bert.`-prefixed keys of
-    `BertForSequenceClassification` or a `BertModel`'s own), loaded with `strict=True`."""
+    `BertForSequenceClassification` or a `BertModel`'s own), loaded with `strict=True`; without
+    `spec`, the sizes are read from the state dict (`bert_spec_from_state_dict`)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    model = Bert(spec)
+    model = Bert(spec or bert_spec_from_state_dict(state))
     try:
         model.load_state_dict(normalise_bert_state_dict(state), strict=True)
     except RuntimeError as error:
         raise CheckpointError(f"checkpoint {path} does not fit this BERT: {error}") from error
     return model
+
+
+def bert_spec_from_state_dict(
+    state: Mapping[str, torch.Tensor], head_dim: int = 64, seq_len: int = 128
+) -> BertSpec:
+    """The largest sizes of a BERT-format state dict (`BertModel` or `BertForSequenceClassification`
+    keys) read from its shapes; heads are `head_dim` wide (BERT's 64). Elastic choices: hidden
+    ½, ¾ and all of it, 1 head up to all, FFN ¼ to all in quarters, 1 layer up to all."""
+    state = normalise_bert_state_dict(state)
+    hidden = state["embeddings.LayerNorm.weight"].shape[0]
+    width, _ = state["encoder.layer.0.attention.self.query.weight"].shape
+    ffn, _ = state["encoder.layer.0.intermediate.dense.weight"].shape
+    layers = len({k.split(".")[2] for k in state if k.startswith("encoder.layer.")})
+    if width % head_dim:
+        raise CheckpointError(f"attention width {width} is not a multiple of head_dim {head_dim}")
+    return BertSpec(
+        hidden_sizes=tuple(sorted({hidden // 2, 3 * hidden // 4, hidden})),
+        head_counts=tuple(range(1, width // head_dim + 1)),
+        head_dim=head_dim,
+        ffn_sizes=tuple(sorted({ffn // 4, ffn // 2, 3 * ffn // 4, ffn})),
+        depths=tuple(range(1, layers + 1)),
+        vocab_size=state["embeddings.word_embeddings.weight"].shape[0],
+        seq_len=seq_len,
+        max_positions=state["embeddings.position_embeddings.weight"].shape[0],
+        type_vocab_size=state["embeddings.token_type_embeddings.weight"].shape[0],
+        num_classes=state["classifier.weight"].shape[0],
+    )
 
 
 def load_bert_digits(checkpoint: str | Path | None = None) -> ElasticBertSupernet:
