@@ -18,11 +18,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("supernet", help="train or describe supernets")
     commands = parser.add_subparsers(dest="supernet_command", required=True)
 
-    train = commands.add_parser("train", help="train the built-in mbv3-digits supernet")
+    train = commands.add_parser("train", help="train a built-in supernet from scratch")
+    train.add_argument(
+        "family", nargs="?", default="mbv3-digits", choices=("mbv3-digits", "bert-digits")
+    )
     train.add_argument("--output", type=Path, default=None, help="checkpoint path (.pt)")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
+    train.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default 2; bert-digits 1)"
+    )
     train.set_defaults(handler=_train)
 
     baseline = commands.add_parser(
@@ -53,7 +58,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cost.set_defaults(handler=_cost)
 
 
+def _train_bert(args: argparse.Namespace) -> int:
+    from service.supernets.bert_training import BertTrainingSettings, train_and_save
+
+    settings = BertTrainingSettings(seed=args.seed)
+    if args.epochs:
+        settings = replace(settings, epochs=args.epochs)
+    if args.threads:
+        settings = replace(settings, threads=args.threads)
+    print(json.dumps(train_and_save(settings, args.output), indent=2))
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
+    if args.family == "bert-digits":
+        return _train_bert(args)
     from service.supernets.builtin import (
         DEFAULT_CHECKPOINT,
         MobileNetV3DigitsSupernet,

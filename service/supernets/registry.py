@@ -26,6 +26,12 @@ def _builtin_mbv3_digits(checkpoint: str | None) -> Supernet:
     return load_mbv3_digits(checkpoint)
 
 
+def _builtin_bert_digits(checkpoint: str | None) -> Supernet:
+    from service.supernets.bert_digits import load_bert_digits
+
+    return load_bert_digits(checkpoint)
+
+
 def _ofa_mbv3(family: str) -> SupernetFactory:
     """OFA's MobileNetV3 supernets: with OFA's checkpoint they build and evaluate sub-networks;
     without one they answer costs and latency-table keys only (see docs/supernets.md)."""
@@ -46,6 +52,7 @@ def _ofa_resnet50(checkpoint: str | None) -> Supernet:
 
 BUILTIN_FAMILIES: dict[str, SupernetFactory] = {
     "mbv3-digits": _builtin_mbv3_digits,
+    "bert-digits": _builtin_bert_digits,
     "ofa-mbv3-w1.0": _ofa_mbv3("ofa-mbv3-w1.0"),
     "ofa-mbv3-w1.2": _ofa_mbv3("ofa-mbv3-w1.2"),
     "ofa-resnet50": _ofa_resnet50,
