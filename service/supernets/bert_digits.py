@@ -166,7 +166,7 @@ class ElasticBertSupernet:
     def params(self, config: Mapping[str, Any]) -> int:
         return sum(op.params for op in self.ops(config))
 
-    def example_input(self, batch: int) -> torch.Tensor:
+    def example_input(self, batch: int, config: Mapping[str, Any] | None = None) -> torch.Tensor:
         generator = torch.Generator().manual_seed(0)
         spec = self.spec
         if spec.vocab_size:
