@@ -498,6 +498,46 @@ def _reusable(path: Path | None, budget: int) -> dict[tuple[str, str, int], dict
     }
 
 
+def _load_runs(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return list(json.loads(path.read_text())["runs"])
+
+
+def _summarise_only(table: Table, paths: Sequence[Path], budget: int, out: Path) -> int:
+    """Table and JSON from runs already made (e.g. a sweep stopped part-way: its partial log)."""
+    runs = {(r["device"], r["tactic"], r["seed"]): r for p in paths for r in _load_runs(p)}
+    results = [r for r in runs.values() if r["validations"] == budget]
+    summary = summarise(results, budget)
+    checks = check_targets(summary, budget)
+    print_table(summary, budget)
+    seeds_per = {
+        f"{d}/{t}": sorted(r["seed"] for r in results if (r["device"], r["tactic"]) == (d, t))
+        for d, t in sorted({(r["device"], r["tactic"]) for r in results})
+    }
+    print("\nseeds per device/tactic:", json.dumps(seeds_per))
+    print("\nissue targets per device:")
+    for device, c in checks.items():
+        print(f"  {device}: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in c.items()))
+    from benchmarks.environment import library_versions
+
+    payload = {
+        "command": "python -m benchmarks.tabular_search --from-runs "
+        + " ".join(str(p) for p in paths),
+        "budget": budget,
+        "seeds_per_device_tactic": seeds_per,
+        "hv_star": {d: table.hv_star(i) for i, d in enumerate(table.devices)},
+        "summary": summary,
+        "targets_met": checks,
+        "versions": library_versions(),
+        "runs": results,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2,3,4")
@@ -514,9 +554,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a previous JSON whose dynast_linas runs (same device, seed, budget) are reused: "
         "DyNAS-T's predictors take ~2 min CPU per run and do not depend on this engine",
     )
+    parser.add_argument(
+        "--from-runs",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="summarise finished runs only (JSON outputs or .partial.jsonl logs); runs nothing",
+    )
     args = parser.parse_args(argv)
 
     table = _table()
+    if args.from_runs:
+        return _summarise_only(table, args.from_runs, args.budget, args.out)
     seeds = [int(s) for s in args.seeds.split(",")]
     devices = (
         list(range(len(table.devices)))
