@@ -12,6 +12,7 @@ fit time; repeated over a few seeds. Our contenders:
 Prints a table, then JSON.
 
     .venv/bin/python -m benchmarks.predictor_quality [--data PATH] [--repeats 5]
+    .venv/bin/python -m benchmarks.predictor_quality --tabular [--repeats 5]   (NAS-Bench-201)
 """
 
 from __future__ import annotations
@@ -302,12 +303,84 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- tabular: the real NAS-Bench-201 table (benchmarks/data/nb201_cifar10_latency.npz) ------------
+
+TABULAR_HELD_OUT = 3000
+TABULAR_REFERENCE = ("ridge",)
+
+
+def tabular_report(repeats: int, sizes: Sequence[int]) -> dict[str, Any]:
+    """Kendall tau of what LINAS fits by default (`fit_metric`, the engine's default candidates,
+    the cell space's path features) on NB201 CIFAR-10 accuracy and each device's latency, from
+    random training cells (seed r), on the same held-out cells; ridge alone for reference."""
+    from benchmarks.tabular_search import Table, make_space
+    from service.search.surrogate import fit_metric
+
+    table = Table()
+    space = make_space(table.ops)
+    configs = [space.from_indices(g) for g in table.genes]
+    held_out = np.random.default_rng(12345).choice(len(configs), TABULAR_HELD_OUT, replace=False)
+    pool = np.setdiff1d(np.arange(len(configs)), held_out)
+    targets = {"accuracy": table.accuracy}
+    targets |= {f"latency@{d}": table.latency[:, j] for j, d in enumerate(table.devices)}
+    out: dict[str, Any] = {}
+    for name, y in targets.items():
+        for n in sizes:
+            for label, candidates in (("engine", DEFAULT_PREDICTORS), ("ridge", TABULAR_REFERENCE)):
+                taus, chosen, seconds = [], [], []
+                for r in range(repeats):
+                    train = np.random.default_rng(r).choice(pool, n, replace=False)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        fit, wall, _ = _timed(
+                            lambda train=train, candidates=candidates, y=y, r=r: fit_metric(
+                                space,
+                                [configs[i] for i in train],
+                                y[train],
+                                random_state=r,
+                                candidates=list(candidates),
+                            )
+                        )
+                    predicted = fit.predict([configs[i] for i in held_out])
+                    taus.append(rank_quality(y[held_out], predicted)["kendall_tau"])
+                    chosen.append(fit.model_name)
+                    seconds.append(wall)
+                out.setdefault(name, {}).setdefault(str(n), {})[label] = {
+                    "kendall_tau_median": round(float(statistics.median(taus)), 3),
+                    "kendall_tau": [round(float(t), 3) for t in taus],
+                    "models": chosen,
+                    "fit_seconds_median": round(float(statistics.median(seconds)), 3),
+                }
+    return {"predictors": list(DEFAULT_PREDICTORS), "repeats": repeats, "targets": out}
+
+
+def tabular_table(report: dict[str, Any]) -> str:
+    lines = [f"{'target':<26}{'n':>5} {'engine tau':>11} {'ridge tau':>10} {'fit s':>7}  models"]
+    for name, by_n in report["targets"].items():
+        for n, row in by_n.items():
+            engine, ridge = row["engine"], row["ridge"]
+            lines.append(
+                f"{name:<26}{n:>5} {engine['kendall_tau_median']:11.3f} "
+                f"{ridge['kendall_tau_median']:10.3f} {engine['fit_seconds_median']:7.2f}  "
+                + ",".join(sorted(set(engine["models"])))
+            )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(TRAIN_SIZES))
+    parser.add_argument(
+        "--tabular", action="store_true", help="the NAS-Bench-201 table instead (real data)"
+    )
     args = parser.parse_args(argv)
+    if args.tabular:
+        tabular = tabular_report(args.repeats, args.sizes)
+        print(tabular_table(tabular))
+        print(json.dumps(tabular, indent=2))
+        return 0
     report = run(args.data, args.repeats, args.sizes)
     print(table(report))
     print(json.dumps(report, indent=2))

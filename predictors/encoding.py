@@ -42,7 +42,9 @@ class ConfigEncoder:
     up a gene's choices); inactive genes are zero in all three. With `derived=True` it appends,
     for numeric genes named `<group>.<…>.<kind>`, the sum over active genes per `<group>.<kind>`
     (per-stage kernel/expand totals) and the number of active genes. `features(config)` adds
-    caller columns (e.g. per-stage MACs), computed on the canonical config.
+    caller columns (e.g. per-stage MACs), computed on the canonical config. A space whose
+    `features(config)` gives columns (a cell space's path encoding) has them after the derived
+    columns and before the caller's.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class ConfigEncoder:
         self.features = features
         self._groups = _group_totals(space) if derived else {}
         self._n_extra: int | None = None
+        self._n_space = len(space.features(space.smallest()))  # the space's own features
 
     def base_feature_names(self) -> list[str]:
         """Names of the gene and derived columns (caller features are named `feature[i]`)."""
@@ -76,6 +79,7 @@ class ConfigEncoder:
         if self.derived:
             names.extend(f"total:{group}" for group in self._groups)
             names.append("active_genes")
+        names.extend(f"space[{i}]" for i in range(self._n_space))
         return names
 
     @property
@@ -118,6 +122,8 @@ class ConfigEncoder:
                 for idx in self._groups.values()
             ]
             parts.append(np.array([*totals, float(mask.sum())]))
+        if self._n_space:
+            parts.append(np.asarray(self.space.features(config), dtype=np.float64).ravel())
         if self.features is not None:
             parts.append(self._caller_features(config))
         return np.concatenate(parts)

@@ -22,7 +22,11 @@ FORMAT_VERSION = 1
 # tests check every candidate against this list.
 TRUSTED_TYPES = frozenset(
     {
+        "predictors.candidates._ArdGaussianProcess",
         "predictors.candidates.short_lbfgs",
+        "predictors.kernels.LargeColumnScaler",
+        "predictors.kernels.NormalQuantiles",
+        "predictors.kernels.RankEnsembleRegressor",
         "predictors.regressors.ExtraTreesWithStd",
         "predictors.regressors.FeatureTrendRegressor",
         "predictors.regressors.MeanEnsembleRegressor",
@@ -33,6 +37,7 @@ TRUSTED_TYPES = frozenset(
         "sklearn.gaussian_process.kernels.RBF",
         "sklearn.gaussian_process.kernels.Sum",
         "sklearn.gaussian_process.kernels.WhiteKernel",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.tree._tree.Tree",
         "sklearn.utils._bunch.Bunch",
     }

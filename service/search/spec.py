@@ -112,7 +112,7 @@ def _arity(n_objectives: int) -> str:
 # features (`exact_features`): they rank accuracy and latency better than ridge on one-hot alone
 # (docs/predictors.md), and on the real measurements LINAS needed fewer validations with them in
 # 4 of 5 seeds (docs/benchmarks.md). GP and the ensemble take seconds per fit.
-DEFAULT_PREDICTORS: tuple[str, ...] = ("ridge", "monotone")
+DEFAULT_PREDICTORS: tuple[str, ...] = ("ridge", "monotone", "svr")
 DEFAULT_EXACT_FEATURES = True
 
 

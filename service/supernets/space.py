@@ -132,6 +132,15 @@ class SearchSpace:
             for g in self.genes
         }
 
+    def features(self, config: Mapping[str, Any]) -> Sequence[float]:
+        """Predictor features of a canonical config beyond its genes; none by default.
+
+        A family that knows how its genes build a network overrides this in a `SearchSpace`
+        subclass (a cell space: which input→output paths exist and the ops along them). The
+        predictors append these columns after the gene encoding; every config must give the
+        same number of finite values."""
+        return ()
+
     def config_hash(self, config: Mapping[str, Any]) -> str:
         canonical = self.canonical(config)
         payload = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
