@@ -14,6 +14,7 @@ SEARCH = SearchSpec(
     [parse_constraint("macs<=5e6")],
     budget=12,
     seed=3,
+    predictors=("ridge", "monotone"),  # as STORED has them, whatever today's default is
 )
 
 # A spec as jobs stored it before `JobSpec` existed: the search fields with the sources beside them.
