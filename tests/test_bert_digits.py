@@ -15,14 +15,12 @@ from service.search.engine import run_search
 from service.search.spec import SearchSpec, parse_constraint, parse_objective
 from service.supernets.bert_digits import (
     DEFAULT_CHECKPOINT,
-    CheckpointError,
     ElasticBertSupernet,
     load_bert_digits,
-    manifest_path,
 )
 from service.supernets.bert_digits_data import load_splits
 from service.supernets.bert_training import BertTrainingSettings, train_and_save
-from service.supernets.checksum import sha256_of
+from service.supernets.checksum import CheckpointError, manifest_path, sha256_of
 from service.supernets.protocol import Supernet
 from service.supernets.registry import family_names, load_supernet
 from service.supernets.space import Config

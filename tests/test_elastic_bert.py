@@ -17,12 +17,12 @@ from service.evaluation.latency import inference_session
 from service.evaluation.onnx_export import export_onnx
 from service.evaluation.profile import DeviceProfile
 from service.supernets.bert_digits import (
-    CheckpointError,
     ElasticBertSupernet,
     bert_spec_from_state_dict,
     read_bert_checkpoint,
 )
 from service.supernets.bert_training import initialise
+from service.supernets.checksum import CheckpointError
 from service.supernets.elastic_bert import Bert, BertSpec, normalise_bert_state_dict
 
 TOKEN_SPEC = BertSpec(vocab_size=50, seq_len=6, max_positions=16, type_vocab_size=2, num_classes=3)

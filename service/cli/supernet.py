@@ -76,9 +76,8 @@ def _train(args: argparse.Namespace) -> int:
     from service.supernets.builtin import (
         DEFAULT_CHECKPOINT,
         MobileNetV3DigitsSupernet,
-        manifest_path,
     )
-    from service.supernets.checksum import sha256_of
+    from service.supernets.checksum import manifest_path, sha256_of
     from service.supernets.digits_data import DATASET_NAME, load_splits
     from service.supernets.elastic_mbv3 import ElasticMobileNetV3
     from service.supernets.training import TrainingSettings, train_supernet
@@ -121,7 +120,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from service.supernets.builtin import DEFAULT_CHECKPOINT, manifest_path, top1_accuracy
+    from service.supernets.builtin import DEFAULT_CHECKPOINT, top1_accuracy
+    from service.supernets.checksum import manifest_path
     from service.supernets.digits_data import load_splits
     from service.supernets.elastic_mbv3 import ElasticMobileNetV3
     from service.supernets.training import TrainingSettings, train_plain

@@ -12,7 +12,6 @@ sub-network. Layer keys: one per embedding, encoder layer, pooler and classifier
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 from service.supernets.bert_digits_data import DATASET_NAME, RowDigitsSplits, load_splits
-from service.supernets.checksum import sha256_of
+from service.supernets.checksum import CheckpointError, verified_sha256
 from service.supernets.elastic_bert import (
     Bert,
     BertLayer,
@@ -36,10 +35,6 @@ from service.supernets.space import Config
 FAMILY = "bert-digits"
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "bert_digits.pt"
-
-
-class CheckpointError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -211,10 +206,6 @@ def top1_accuracy(
     return 100.0 * correct / len(labels)
 
 
-def manifest_path(checkpoint: Path) -> Path:
-    return checkpoint.with_suffix(".json")
-
-
 def read_bert_checkpoint(path: Path, spec: BertSpec | None = None) -> Bert:
     """A `Bert` of `spec` with the weights of a BERT-format state dict (`bert.`-prefixed keys of
     `BertForSequenceClassification` or a `BertModel`'s own), loaded with `strict=True`; without
@@ -260,18 +251,5 @@ def bert_spec_from_state_dict(
 def load_bert_digits(checkpoint: str | Path | None = None) -> ElasticBertSupernet:
     """Load weights, verifying the sha256 recorded in the manifest beside the checkpoint."""
     path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint {path} does not exist; run `hwnas supernet train bert-digits`"
-        )
-    digest = sha256_of(path)
-    manifest = manifest_path(path)
-    if manifest.is_file():
-        expected = json.loads(manifest.read_text())["sha256"]
-        if digest != expected:
-            raise CheckpointError(
-                f"checkpoint {path} has sha256 {digest}, but {manifest.name} records {expected}; "
-                "the file is corrupt or was replaced — retrain with "
-                "`hwnas supernet train bert-digits`"
-            )
+    digest = verified_sha256(path, "hwnas supernet train bert-digits")
     return ElasticBertSupernet(read_bert_checkpoint(path, BertSpec()), checkpoint_sha256=digest)

@@ -25,10 +25,9 @@ from service.supernets.bert_digits import (
     DEFAULT_CHECKPOINT,
     FAMILY,
     ElasticBertSupernet,
-    manifest_path,
 )
 from service.supernets.bert_digits_data import DATASET_NAME, RowDigitsSplits, distort, load_splits
-from service.supernets.checksum import sha256_of
+from service.supernets.checksum import manifest_path, sha256_of
 from service.supernets.elastic_bert import Bert, BertSpec, Dims
 
 

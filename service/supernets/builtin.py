@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from service.supernets.checksum import sha256_of
+from service.supernets.checksum import verified_sha256
 from service.supernets.digits_data import DATASET_NAME, DigitsSplits, load_splits, synthesise
 from service.supernets.elastic_mbv3 import ArchSpec, ElasticMobileNetV3, StaticBlock, Stem
 from service.supernets.space import Config
@@ -25,14 +24,6 @@ DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "mbv3_digits.pt"
 _CALIBRATION_IMAGES = 512
 _CALIBRATION_SEED = 11
 _RECALIBRATED_KEPT = 32  # a validation batch: accuracy first, then ONNX export
-
-
-class CheckpointError(ValueError):
-    pass
-
-
-def manifest_path(checkpoint: Path) -> Path:
-    return checkpoint.with_suffix(".json")
 
 
 @dataclass(frozen=True)
@@ -285,19 +276,7 @@ def recalibrate_batch_norm(module: nn.Module, images: torch.Tensor, batch: int =
 def load_mbv3_digits(checkpoint: str | None = None) -> MobileNetV3DigitsSupernet:
     """Load weights, verifying the sha256 recorded in the manifest beside the checkpoint."""
     path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint {path} does not exist; run `hwnas supernet train` to create it"
-        )
-    digest = sha256_of(path)
-    manifest = manifest_path(path)
-    if manifest.is_file():
-        expected = json.loads(manifest.read_text())["sha256"]
-        if digest != expected:
-            raise CheckpointError(
-                f"checkpoint {path} has sha256 {digest}, but {manifest.name} records {expected}; "
-                "the file is corrupt or was replaced — retrain with `hwnas supernet train`"
-            )
+    digest = verified_sha256(path, "hwnas supernet train")
     model = ElasticMobileNetV3(ArchSpec())
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from service.supernets.checksum import sha256_of
+from service.supernets.checksum import CheckpointError, sha256_of
 from service.supernets.image_folder import ImageSplits
 from service.supernets.ofa_config import (
     block_lists,
@@ -50,10 +50,6 @@ RESOLUTIONS = {
 }
 DEFAULT_CALIBRATION_BATCH = 100
 RECALIBRATED_KEPT = 32
-
-
-class CheckpointError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
