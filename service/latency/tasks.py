@@ -228,29 +228,36 @@ def store_result(
             f"task {task_id} is leased to agent {task.agent_id}, not to agent {agent_id!r}; "
             "only the agent holding the lease may post its result"
         )
-    stored = session.execute(
+    stored = _finish_if_held(
+        session,
+        task_id,
+        agent_id,
+        status=TaskStatus.DONE,
+        stats=checked,
+        runtime=dict(runtime),
+    )
+    if not stored:
+        raise TaskAlreadyDoneError(
+            f"task {task_id} got a result or changed hands just now; this one was not stored"
+        )
+    session.refresh(task)
+    return task
+
+
+def _finish_if_held(session: Session, task_id: int, agent_id: str, **values: Any) -> bool:
+    """End the task with `values` in one UPDATE guarded by "still leased to `agent_id`", so a
+    lease that changed hands meanwhile is never overwritten; False when it had."""
+    finished = session.execute(
         update(MeasurementTask)
         .where(
             MeasurementTask.id == task_id,
             MeasurementTask.status == TaskStatus.LEASED,
             MeasurementTask.agent_id == agent_id,
         )
-        .values(
-            status=TaskStatus.DONE,
-            stats=checked,
-            runtime=dict(runtime),
-            agent_id=agent_id,
-            finished_at=func.now(),
-            lease_expires_at=None,
-        )
+        .values(**values, finished_at=func.now(), lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
-    if stored.rowcount != 1:  # type: ignore[attr-defined]
-        raise TaskAlreadyDoneError(
-            f"task {task_id} got a result or changed hands just now; this one was not stored"
-        )
-    session.refresh(task)
-    return task
+    return bool(finished.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def store_failure(session: Session, task_id: int, agent_id: str, error: str) -> MeasurementTask:
@@ -268,22 +275,14 @@ def store_failure(session: Session, task_id: int, agent_id: str, error: str) -> 
             f"task {task_id} is {holder}, not leased to agent {agent_id!r}; only the agent "
             "holding the lease may report a failure"
         )
-    failed = session.execute(
-        update(MeasurementTask)
-        .where(
-            MeasurementTask.id == task_id,
-            MeasurementTask.status == TaskStatus.LEASED,
-            MeasurementTask.agent_id == agent_id,
-        )
-        .values(
-            status=TaskStatus.FAILED,
-            error=f"agent {agent_id} could not measure it: {error}",
-            finished_at=func.now(),
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
+    failed = _finish_if_held(
+        session,
+        task_id,
+        agent_id,
+        status=TaskStatus.FAILED,
+        error=f"agent {agent_id} could not measure it: {error}",
     )
-    if failed.rowcount != 1:  # type: ignore[attr-defined]
+    if not failed:
         raise TaskNotLeasedError(
             f"task {task_id} changed hands just now; the failure was not stored"
         )
