@@ -24,7 +24,8 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import cross_val_predict
 from sklearn.preprocessing import OneHotEncoder
 
-from service.supernets.builtin import load_mbv3_digits, top1_accuracy
+from service.supernets.accuracy import top1_accuracy
+from service.supernets.builtin import load_mbv3_digits
 from service.supernets.digits_data import HELD_OUT_SEED, held_out_set
 
 

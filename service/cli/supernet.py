@@ -120,7 +120,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from service.supernets.builtin import DEFAULT_CHECKPOINT, top1_accuracy
+    from service.supernets.accuracy import top1_accuracy
+    from service.supernets.builtin import DEFAULT_CHECKPOINT
     from service.supernets.checksum import manifest_path
     from service.supernets.digits_data import load_splits
     from service.supernets.elastic_mbv3 import ElasticMobileNetV3

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from service.supernets.accuracy import top1_accuracy
 from service.supernets.bert_digits_data import DATASET_NAME, RowDigitsSplits, load_splits
 from service.supernets.checksum import CheckpointError, verified_sha256
 from service.supernets.elastic_bert import (
@@ -192,18 +193,6 @@ class ElasticBertSupernet:
         if kind == "Logits":
             return nn.Linear(f["input"], f["output"]).eval(), (f["input"],)
         raise ValueError(f"unknown op kind {kind!r} in key {key!r}")
-
-
-def top1_accuracy(
-    module: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch: int = 1000
-) -> float:
-    """Top-1 accuracy in percent, computed in batches."""
-    with torch.inference_mode():
-        correct = sum(
-            int((module(inputs[i : i + batch]).argmax(1) == labels[i : i + batch]).sum())
-            for i in range(0, len(labels), batch)
-        )
-    return 100.0 * correct / len(labels)
 
 
 def read_bert_checkpoint(path: Path, spec: BertSpec | None = None) -> Bert:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from service.supernets.accuracy import top1_accuracy
 from service.supernets.checksum import verified_sha256
 from service.supernets.digits_data import DATASET_NAME, DigitsSplits, load_splits, synthesise
 from service.supernets.elastic_mbv3 import ArchSpec, ElasticMobileNetV3, StaticBlock, Stem
@@ -242,18 +243,6 @@ class MobileNetV3DigitsSupernet:
         else:
             raise ValueError(f"unknown op kind {op.kind!r} in key {key!r}")
         return module.eval(), (c, h, w)
-
-
-def top1_accuracy(
-    module: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000
-) -> float:
-    """Top-1 accuracy in percent, computed in batches."""
-    with torch.inference_mode():
-        correct = sum(
-            int((module(images[i : i + batch]).argmax(1) == labels[i : i + batch]).sum())
-            for i in range(0, len(labels), batch)
-        )
-    return 100.0 * correct / len(labels)
 
 
 def recalibrate_batch_norm(module: nn.Module, images: torch.Tensor, batch: int = 256) -> None:

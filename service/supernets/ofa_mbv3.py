@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from service.supernets.accuracy import top1_accuracy
 from service.supernets.checksum import CheckpointError, sha256_of
 from service.supernets.image_folder import ImageSplits
 from service.supernets.ofa_config import (
@@ -50,6 +51,9 @@ RESOLUTIONS = {
 }
 DEFAULT_CALIBRATION_BATCH = 100
 RECALIBRATED_KEPT = 32
+
+# Images per forward when scoring accuracy: ImageNet-sized inputs, so smaller than mbv3-digits'.
+EVALUATION_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -242,24 +246,13 @@ class OFAMobileNetV3Supernet:
             resolution = self.resolution(config)
             images = self.data.evaluation.images(resolution)
             labels = self.data.evaluation.labels
-            out.append(top1_accuracy(self.build_subnet(config), images, labels))
+            subnet = self.build_subnet(config)
+            out.append(top1_accuracy(subnet, images, labels, batch=EVALUATION_BATCH))
         return out
 
 
 def in_batches(images: torch.Tensor, size: int) -> list[torch.Tensor]:
     return [images[i : i + size] for i in range(0, len(images), size)]
-
-
-def top1_accuracy(
-    module: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 100
-) -> float:
-    module.eval()
-    with torch.inference_mode():
-        correct = sum(
-            int((module(images[i : i + batch]).argmax(1) == labels[i : i + batch]).sum())
-            for i in range(0, len(labels), batch)
-        )
-    return 100.0 * correct / max(1, len(labels))
 
 
 class _Moments:

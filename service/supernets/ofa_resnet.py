@@ -27,18 +27,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from service.supernets.accuracy import top1_accuracy
 from service.supernets.checksum import sha256_of
 from service.supernets.image_folder import ImageSplits
 from service.supernets.ofa_layers import make_divisible
 from service.supernets.ofa_mbv3 import (
     DEFAULT_CALIBRATION_BATCH,
+    EVALUATION_BATCH,
     RECALIBRATED_KEPT,
     CheckpointError,
     in_batches,
     load_state,
     read_ofa_checkpoint,
     set_running_statistics,
-    top1_accuracy,
 )
 from service.supernets.ofa_resnet_net import (
     BASE_DEPTHS,
@@ -307,7 +308,12 @@ class OFAResNet50Supernet:
             raise CheckpointError(f"family {FAMILY!r} has no image data to measure accuracy on")
         data = self.data.evaluation
         return [
-            top1_accuracy(self.build_subnet(c), data.images(self.plan(c).resolution), data.labels)
+            top1_accuracy(
+                self.build_subnet(c),
+                data.images(self.plan(c).resolution),
+                data.labels,
+                batch=EVALUATION_BATCH,
+            )
             for c in configs
         ]
 
