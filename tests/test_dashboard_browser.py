@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+import playwright.sync_api as playwright_sync
 import pytest
 from service_processes import FAST_HOST, Server, service_env, wait_for
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/bootstrap.sh)")
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (as scripts/test.sh does)")
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield browser
