@@ -7,6 +7,8 @@ ofa-resnet50 runs at 128 against a CSV table written here for its ops."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,9 @@ from service_processes import Server, service_env
 
 from service.cli import main
 from service.client import Client
+from service.supernets.config_forms import gene_form
 from service.supernets.ofa_resnet import OFAResNet50Supernet
+from service.supernets.space import SearchSpace
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,9 @@ def client(server: Server) -> Iterator[Client]:
         yield hw
 
 
-def run_to_front(client: Client, supernet: str, device: str, macs_max: float) -> list[Any]:
+def run_to_front(
+    client: Client, supernet: str, device: str, macs_max: float
+) -> tuple[int, list[Any]]:
     job = client.submit_job(
         supernet,
         ["accuracy:max", f"latency@{device}:min"],
@@ -53,7 +59,7 @@ def run_to_front(client: Client, supernet: str, device: str, macs_max: float) ->
         assert point.metrics["macs"].value <= macs_max
         assert point.metrics[f"latency@{device}"].value > 0
         assert 0 <= point.metrics["accuracy"].value <= 100
-    return list(front.points)
+    return job.id, list(front.points)
 
 
 def test_ofa_mbv3_uploaded_with_an_image_folder_searches_on_the_note10_table(
@@ -71,9 +77,23 @@ def test_ofa_mbv3_uploaded_with_an_image_folder_searches_on_the_note10_table(
     imported = client.upload_latency_table(note10.id, table, family="ofa-mbv3-w1.2")
     assert imported.entries_count > 0 and not imported.unmapped_keys
     low, high = supernet.exact_ranges["macs"]
-    points = run_to_front(client, "mbv3", "note10", low + 0.6 * (high - low))
+    job_id, points = run_to_front(client, "mbv3", "note10", low + 0.6 * (high - low))
     assert all(p.config["resolution"] == 224 for p in points)
     assert all(p.metrics["latency@note10"].source == "predicted" for p in points)
+    assert_exports_carry_the_ofa_form(client, job_id, "mbv3", "ofa-mbv3-w1.2")
+
+
+def assert_exports_carry_the_ofa_form(
+    client: Client, job_id: int, supernet: str, family: str
+) -> None:
+    space = SearchSpace.from_json(client.supernet(supernet).search_space)
+    exported = client.job(job_id).export("json")["candidates"]
+    assert exported and all(set(c["ofa_config"]) == {"ks", "e", "d", "r"} for c in exported)
+    assert len(exported) == 4
+    for candidate in exported:
+        assert gene_form(family, candidate["ofa_config"], space) == candidate["config"]
+    rows = list(csv.DictReader(io.StringIO(client.job(job_id).export("csv"))))
+    assert [json.loads(r["ofa_config"]) for r in rows] == [c["ofa_config"] for c in exported]
 
 
 def test_ofa_resnet50_registered_with_the_cli_searches_on_a_device_table(
@@ -114,5 +134,7 @@ def test_ofa_resnet50_registered_with_the_cli_searches_on_a_device_table(
         phone.id, "key,mean_ms\n" + rows, format="csv", family="ofa-resnet50"
     )
     low, high = registered["exact_ranges"]["macs"]
-    points = run_to_front(client, "resnet", "phone", low + 0.6 * (high - low))
+    job_id, points = run_to_front(client, "resnet", "phone", low + 0.6 * (high - low))
     assert all(p.config["resolution"] == 128 for p in points)
+    exported = client.job(job_id).export("json")["candidates"]
+    assert all(c["ofa_config"]["r"] == [128] and len(c["ofa_config"]["w"]) == 6 for c in exported)
