@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch
 from fastapi.testclient import TestClient
 from ofa_checkpoints import ofa_checkpoint
 from PIL import Image
+from service_processes import Server, service_env
 
 from service.supernets import bert_digits
 from service.supernets.elastic_mbv3 import ArchSpec, ElasticMobileNetV3
@@ -271,3 +273,28 @@ def test_an_ofa_upload_takes_its_image_data_as_form_fields(
     assert body["dataset"] == "form-pets"
     both = upload(api_client, b"PK", "ofa2", "ofa-mbv3-w1.0", data="{}", image_folder="form-pets")
     assert both.status_code == 422 and "not both" in both.json()["detail"]
+
+
+def test_a_chunked_upload_over_uvicorn_is_cut_off_at_the_limit(tmp_path: Path) -> None:
+    """No Content-Length to refuse early: the bytes are counted as they stream in."""
+    limit = 1024 * 1024
+    server = Server(service_env(tmp_path, max_checkpoint_bytes=str(limit)), tmp_path / "log", False)
+    try:
+
+        def body() -> Iterator[bytes]:
+            part = '--B\r\nContent-Disposition: form-data; name="{}"{}\r\n\r\n'
+            for field, value in (("name", "big"), ("family", "mbv3-digits")):
+                yield (part.format(field, "") + value + "\r\n").encode()
+            yield part.format("checkpoint", '; filename="w.pt"').encode()
+            for _ in range(4 * limit // 65536):
+                yield b"\0" * 65536
+            yield b"\r\n--B--\r\n"
+
+        headers = {"content-type": "multipart/form-data; boundary=B"}
+        answer = server.client.post("/v1/supernets", content=body(), headers=headers)
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["error"] == "checkpoint_too_large"
+        assert list((tmp_path / "artifacts" / "checkpoints").iterdir()) == []
+        assert server.client.get("/v1/supernets").json() == []
+    finally:
+        server.stop()
