@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from service.api.deps import DbId, SessionDep
+from service.api.error_responses import errors
 from service.api.schemas.catalog import SupernetDetailOut, SupernetIn, SupernetOut
 from service.catalog import checkpoints
 from service.catalog import supernets as supernet_catalog
@@ -14,7 +15,12 @@ from service.supernets.space import SearchSpace
 router = APIRouter(prefix="/v1/supernets", tags=["supernets"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SupernetDetailOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SupernetDetailOut,
+    responses=errors(409, 413),
+)
 def register_supernet(
     body: SupernetIn, session: SessionDep, request: Request, response: Response
 ) -> SupernetDetailOut:
@@ -41,7 +47,7 @@ def list_supernets(session: SessionDep) -> list[SupernetOut]:
     return [SupernetOut.model_validate(row) for row in supernet_catalog.list_supernets(session)]
 
 
-@router.get("/{supernet_id}", response_model=SupernetDetailOut)
+@router.get("/{supernet_id}", response_model=SupernetDetailOut, responses=errors(404))
 def show_supernet(supernet_id: DbId, session: SessionDep) -> SupernetDetailOut:
     return _detail(supernet_catalog.get_supernet(session, supernet_id))
 
