@@ -5,8 +5,8 @@ requests, with a fixed seed; then the stateful phase (the links between operatio
 
 Every check runs but `positive_data_acceptance`: it wants every schema-valid body accepted, and a
 body can be valid JSON of the right shape and still name a supernet that is not registered (422
-by design; the detail says what to fix). Failures are collected per operation and reported all
-together, each with its curl command.
+by design; the detail says what to fix). Each operation is a subtest, so one run reports every
+failing operation, each failure with its curl command.
 
 The server holds rows that the generated requests can reach (id 1 is a boundary value): a
 supernet, a host, an agent and a lut-only device, a latency table with a calibration, a finished
