@@ -15,6 +15,8 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import agents, dashboard, devices, health, jobs, latency_tables, supernets
+from service.api.error_responses import COMMON as COMMON_ERRORS
+from service.api.storable_text import StorableText
 from service.config import Settings
 from service.db.engine import check_schema_current, make_engine, make_session_factory
 from service.errors import DomainError
@@ -30,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url, application_name="hwnas-api")
         check_schema_current(engine)
         app.state.settings = settings
         app.state.engine = engine
@@ -56,10 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     for router in (health.router, supernets.router, devices.router, jobs.router):
-        app.include_router(router)
-    app.include_router(latency_tables.router)
-    app.include_router(agents.router)
-    dashboard.install(app)
+        app.include_router(router, responses=COMMON_ERRORS)
+    app.include_router(latency_tables.router, responses=COMMON_ERRORS)
+    app.include_router(agents.router, responses=COMMON_ERRORS)
+    dashboard.install(app, responses=COMMON_ERRORS)
+    app.add_middleware(StorableText)  # inside the size limit: it reads bounded bodies only
     app.add_middleware(BodySizeLimit, settings=settings)
     app.add_middleware(UnexpectedErrorAsJson)
     app.add_exception_handler(DomainError, _domain_error)
@@ -132,7 +135,19 @@ class BodySizeLimit:
                     raise RequestTooLargeError(detail)
             return message
 
-        await self.app(scope, counted, send)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except RequestTooLargeError:  # raised in a middleware reading the body, not in a route
+            if started:
+                raise
+            await _error(413, "request_too_large", detail)(scope, receive, send)
 
 
 def _limits_itself(scope: Scope) -> bool:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 
 from service.api.deps import MAX_DB_ID, DbId, SessionDep
+from service.api.error_responses import errors
 from service.api.schemas.jobs import JobIn
 from service.catalog import supernets as supernet_catalog
 from service.catalog.artifacts import subnet_onnx_file
@@ -17,7 +18,7 @@ from service.jobs.views import CandidatePageOut, JobOut, ParetoOut
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut, responses=errors(413))
 def submit_job(body: JobIn, session: SessionDep, response: Response) -> JobOut:
     checked = check_job_request(session, body)
     job = queue.create_job(session, checked.supernet.id, checked.spec_json(), checked.spec.budget)
@@ -36,22 +37,27 @@ def list_jobs(
     ]
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("/{job_id}", response_model=JobOut, responses=errors(404))
 def show_job(job_id: DbId, session: SessionDep) -> JobOut:
     return results.job_out(session, queue.get_job(session, job_id))
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=errors(404, 409),
+)
 def cancel_job(job_id: DbId, session: SessionDep) -> JobOut:
     return results.job_out(session, queue.request_cancel(session, job_id))
 
 
-@router.get("/{job_id}/pareto", response_model=ParetoOut)
+@router.get("/{job_id}/pareto", response_model=ParetoOut, responses=errors(404))
 def pareto_front(job_id: DbId, session: SessionDep) -> ParetoOut:
     return results.pareto_out(session, job_id)
 
 
-@router.get("/{job_id}/candidates", response_model=CandidatePageOut)
+@router.get("/{job_id}/candidates", response_model=CandidatePageOut, responses=errors(404))
 def list_candidates(
     job_id: DbId,
     session: SessionDep,
@@ -63,7 +69,7 @@ def list_candidates(
     return results.candidate_page(session, job_id, after, limit)
 
 
-@router.get("/{job_id}/export", responses={200: {"content": {"text/csv": {}}}})
+@router.get("/{job_id}/export", responses={200: {"content": {"text/csv": {}}}, **errors(404)})
 def export_job(
     job_id: DbId, session: SessionDep, format: Literal["csv", "json"] = "json"
 ) -> Response:
@@ -78,7 +84,7 @@ def export_job(
 
 @router.get(
     "/{job_id}/candidates/{candidate_id}/model.onnx",
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **errors(404)},
 )
 def candidate_onnx(
     job_id: DbId, candidate_id: DbId, session: SessionDep, request: Request
