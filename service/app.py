@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import agents, dashboard, devices, health, jobs, latency_tables, supernets
+from service.api.auth import auth_enabled
 from service.config import Settings
 from service.db.engine import check_schema_current, make_engine, make_session_factory
 from service.errors import DomainError
@@ -35,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        _log_auth_mode(app.state.session_factory, settings)
         stop = threading.Event()
         worker_thread = None
         if settings.embedded_worker:
@@ -66,6 +69,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     return app
+
+
+def _log_auth_mode(factory: sessionmaker[Session], settings: Settings) -> None:
+    with factory() as session:
+        enabled = auth_enabled(settings, session)
+    if enabled:
+        log.info("authentication on: every /v1 route needs a bearer token (docs/security.md)")
+    else:
+        log.warning(
+            "authentication OFF (open mode): no HWNAS_ADMIN_TOKEN and no API token, so every /v1 "
+            "route but the agents' is open to whoever reaches this port; "
+            "`hwnas tokens create --scope admin` turns authentication on"
+        )
 
 
 class UnexpectedErrorAsJson:
@@ -149,7 +165,9 @@ def _error(status_code: int, code: str, detail: str) -> JSONResponse:
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return _error(exc.status_code, exc.code, exc.detail)
+    response = _error(exc.status_code, exc.code, exc.detail)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
