@@ -14,10 +14,10 @@ logged or echoed.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from fastapi.routing import APIRoute
+from fastapi import Depends, Request, params
 from sqlalchemy.orm import Session
 
 from service.api.deps import SessionDep
@@ -103,9 +103,10 @@ AgentDevice = Annotated[str, Depends(agent_device)]
 AGENT_ONLY = Depends(agent_device)
 
 
-def route_requirement(route: APIRoute, method: str) -> str:
-    """What a route needs: `read`, `submit`, `admin`, `agent` (own device), or `public`."""
-    for dependency in route.dependencies:
+def route_requirement(dependencies: Sequence[params.Depends], method: str) -> str:
+    """What a route with these dependencies needs for `method`: `read`, `submit`, `admin`,
+    `agent` (its own device's tasks), or `public`."""
+    for dependency in dependencies:
         if isinstance(dependency.dependency, ScopeGuard):
             return dependency.dependency.role_for(method)
         if dependency.dependency is agent_device:
