@@ -17,7 +17,8 @@ import hmac
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, params
+from fastapi import Depends, Request, Security, params
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from service.api.deps import SessionDep
@@ -38,11 +39,22 @@ def auth_enabled(settings: Settings, session: Session) -> bool:
     return settings.admin_token is not None or tokens.any_token_exists(session)
 
 
-def caller_scope(request: Request, session: Session, needed: str) -> str:
+# Declares the scheme in the OpenAPI document (Swagger UI's "Authorize"); the checks are ours.
+_BEARER = HTTPBearer(
+    auto_error=False, description="An API token: `hwnas tokens create` (docs/security.md)"
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+
+
+def caller_scope(
+    request: Request,
+    session: Session,
+    credentials: HTTPAuthorizationCredentials | None,
+    needed: str,
+) -> str:
     """The scope of the presented bearer token; 401 when there is none or it is not usable."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    secret = value.strip()
-    if scheme.lower() != "bearer" or not secret:
+    secret = credentials.credentials.strip() if credentials else ""
+    if not secret:
         raise UnauthorizedError(f"this route needs {needed}: {_HOW}")
     settings: Settings = request.app.state.settings
     # Header values arrive as latin-1 text; compare bytes so any character is just a mismatch.
@@ -65,18 +77,18 @@ def caller_scope(request: Request, session: Session, needed: str) -> str:
 class ScopeGuard:
     """The dependency of a router: GETs need `read`, every other method `write_role`."""
 
-    def __init__(self, write_role: str) -> None:
-        assert write_role in tokens.ROLES
-        self.write_role = write_role
+    def __init__(self, write_role: str, read_role: str = "read") -> None:
+        assert write_role in tokens.ROLES and read_role in tokens.ROLES
+        self.write_role, self.read_role = write_role, read_role
 
     def role_for(self, method: str) -> str:
-        return "read" if method in READ_METHODS else self.write_role
+        return self.read_role if method in READ_METHODS else self.write_role
 
-    def __call__(self, request: Request, session: SessionDep) -> None:
+    def __call__(self, request: Request, session: SessionDep, credentials: Credentials) -> None:
         if not auth_enabled(request.app.state.settings, session):
             return
         role = self.role_for(request.method)
-        scope = caller_scope(request, session, f"a token of scope {role} or above")
+        scope = caller_scope(request, session, credentials, f"a token of scope {role} or above")
         if not tokens.grants(scope, role):
             raise ForbiddenError(
                 f"{request.method} {request.url.path} needs a token of scope {role} or above "
@@ -84,15 +96,15 @@ class ScopeGuard:
             )
 
 
-def requires(write: str) -> Any:
+def requires(write: str, read: str = "read") -> Any:
     """`dependencies=[requires(write=ROLE)]` for a router: reads need `read`, writes `ROLE`."""
-    return Depends(ScopeGuard(write))
+    return Depends(ScopeGuard(write, read))
 
 
-def agent_device(request: Request, session: SessionDep) -> str:
+def agent_device(request: Request, session: SessionDep, credentials: Credentials) -> str:
     """The device whose agent token was presented: 401 without a usable token, 403 for a token
     that is not an agent token. Routes still check the task's device is this one."""
-    scope = caller_scope(request, session, "a device's agent token")
+    scope = caller_scope(request, session, credentials, "a device's agent token")
     device = tokens.agent_device(scope)
     if device is None:
         raise ForbiddenError(f"{_AGENT_HINT}; this token's scope is {scope}")
