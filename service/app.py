@@ -15,7 +15,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import agents, dashboard, devices, health, jobs, latency_tables, supernets
+from service.api import (
+    agents,
+    dashboard,
+    devices,
+    health,
+    jobs,
+    latency_tables,
+    supernets,
+    tokens,
+)
 from service.api.auth import auth_enabled
 from service.config import Settings
 from service.db.engine import check_schema_current, make_engine, make_session_factory
@@ -58,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Hardware-aware neural architecture search as a service.",
         lifespan=lifespan,
     )
-    for router in (health.router, supernets.router, devices.router, jobs.router):
+    for router in (health.router, supernets.router, devices.router, jobs.router, tokens.router):
         app.include_router(router)
     app.include_router(latency_tables.router)
     app.include_router(agents.router)

@@ -112,7 +112,8 @@ def test_every_v1_route_needs_a_token_and_health_and_the_dashboard_page_do_not()
 
 
 def _call(client: TestClient, method: str, path: str, world: dict[str, Any], caller: str) -> Any:
-    ids = {"device_id": world["device_id"], "task_id": world["task_id"]}
+    # Tokens by a missing id: revoking one of the callers' tokens would change later answers.
+    ids = {"device_id": world["device_id"], "task_id": world["task_id"], "token_id": 2**31 - 1}
     if caller == "agent:own-device" and path.endswith("/model.onnx"):
         ids["task_id"] = 2**31 - 1  # the own task would be exported to ONNX: a missing one will do
     url = re.sub(r"\{(\w+)\}", lambda m: str(ids.get(m.group(1), 1)), path)
@@ -222,6 +223,35 @@ def test_last_use_is_recorded_and_listings_hold_no_secret(
     assert listed.last_used_at is not None and listed.last_used_at.tzinfo is not None
     assert secret not in repr(listed) and secret not in str(vars(stored))
     assert stored.token_hash == tokens.secret_hash(secret) != secret
+
+
+def test_an_admin_makes_lists_and_revokes_tokens_over_http(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    with transaction(session_factory) as session:
+        admin = _bearer(tokens.create_token(session, "root", "admin")[1])
+    made = client.post("/v1/tokens", json={"scope": "submit", "name": "ci"}, headers=admin)
+    assert made.status_code == 201, made.text
+    assert made.headers["Location"] == f"/v1/tokens/{made.json()['id']}"
+    secret = made.json()["token"]
+    job_writer = _bearer(secret)
+    assert client.post("/v1/jobs/1/cancel", headers=job_writer).status_code == 404  # allowed
+    assert client.get("/v1/tokens", headers=job_writer).status_code == 403  # listing: admin only
+    listed = client.get("/v1/tokens", headers=admin)
+    assert [t["name"] for t in listed.json()] == ["root", "ci"] and secret not in listed.text
+    assert "token" not in listed.json()[1] and listed.json()[1]["prefix"] == secret[:12]
+    revoked = client.post(f"/v1/tokens/{made.json()['id']}/revoke", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    assert client.get("/v1/jobs", headers=job_writer).status_code == 401
+    for body, error in (
+        ({"scope": "root"}, "invalid_input"),
+        ({"scope": "read", "expires_at": "2020-01-01T00:00:00Z"}, "invalid_input"),
+        ({"scope": "read", "secret": "mine"}, "invalid_request"),
+    ):
+        refused = client.post("/v1/tokens", json=body, headers=admin)
+        assert (refused.status_code, refused.json()["error"]) == (422, error), refused.text
+    assert client.post("/v1/tokens/99/revoke", headers=admin).status_code == 404
+    assert len(client.get("/v1/tokens", headers=admin).json()) == 2
 
 
 def test_scopes_are_checked_and_secrets_stay_out_of_settings_repr() -> None:
