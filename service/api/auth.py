@@ -29,7 +29,7 @@ from service.errors import ForbiddenError, UnauthorizedError
 READ_METHODS = frozenset({"GET", "HEAD"})
 _HOW = "send it as 'Authorization: Bearer <token>'"
 _AGENT_HINT = (
-    "agent routes need the agent token of the task's device (HWNAS_AGENT_TOKENS on the server, "
+    "the agent token of the task's device (HWNAS_AGENT_TOKENS on the server, "
     "or one made with `hwnas tokens create --scope agent:DEVICE`)"
 )
 
@@ -75,7 +75,8 @@ def caller_scope(
 
 
 class ScopeGuard:
-    """The dependency of a router: GETs need `read`, every other method `write_role`."""
+    """The dependency of a router: GETs need `read_role` (`read` unless the router says), every
+    other method `write_role`."""
 
     def __init__(self, write_role: str, read_role: str = "read") -> None:
         assert write_role in tokens.ROLES and read_role in tokens.ROLES
@@ -104,10 +105,10 @@ def requires(write: str, read: str = "read") -> Any:
 def agent_device(request: Request, session: SessionDep, credentials: Credentials) -> str:
     """The device whose agent token was presented: 401 without a usable token, 403 for a token
     that is not an agent token. Routes still check the task's device is this one."""
-    scope = caller_scope(request, session, credentials, "a device's agent token")
+    scope = caller_scope(request, session, credentials, _AGENT_HINT)
     device = tokens.agent_device(scope)
     if device is None:
-        raise ForbiddenError(f"{_AGENT_HINT}; this token's scope is {scope}")
+        raise ForbiddenError(f"agent routes need {_AGENT_HINT}; this token's scope is {scope}")
     return device
 
 
