@@ -267,3 +267,19 @@ def test_scopes_are_checked_and_secrets_stay_out_of_settings_repr() -> None:
     with pytest.raises(ValueError, match=r"16\.\.200 printable") as refused:
         Settings(admin_token="short-token")
     assert "short-token" not in str(refused.value)
+
+
+def test_expiry_takes_a_duration_or_an_iso_time_in_the_future() -> None:
+    import argparse
+
+    from service.cli.tokens import expiry
+
+    now = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    assert expiry("30d", now) == now + timedelta(days=30)
+    assert expiry("12h", now) == now + timedelta(hours=12)
+    assert expiry("90m", now) == now + timedelta(minutes=90)
+    assert expiry("2027-01-31", now) == datetime(2027, 1, 31, tzinfo=UTC)
+    assert expiry("2027-01-31T10:00:00+02:00", now) == datetime(2027, 1, 31, 8, tzinfo=UTC)
+    for bad, says in (("2020-01-01", "in the past"), ("soon", "neither a duration"), ("3w", "")):
+        with pytest.raises(argparse.ArgumentTypeError, match=says):
+            expiry(bad, now)
