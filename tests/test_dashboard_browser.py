@@ -187,7 +187,7 @@ def test_live_job_page_hover_select_and_downloads(page: Any, server: Server, tmp
 def page_front(page: Any) -> list[dict[str, Any]]:
     """The front the page holds, in the order it writes it."""
     job = page.evaluate("location.hash.split('/')[2]")
-    return page.evaluate(f"fetch('/v1/dashboard/jobs/{job}/plot').then((r) => r.json())")["front"]
+    return page.evaluate(f"hwnas.api('/v1/dashboard/jobs/{job}/plot')")["front"]  # with the token
 
 
 def test_jobs_list_shows_and_filters(page: Any, server: Server, tmp_path: Path):
