@@ -283,3 +283,17 @@ def test_expiry_takes_a_duration_or_an_iso_time_in_the_future() -> None:
     for bad, says in (("2020-01-01", "in the past"), ("soon", "neither a duration"), ("3w", "")):
         with pytest.raises(argparse.ArgumentTypeError, match=says):
             expiry(bad, now)
+
+
+def test_an_upload_without_a_token_is_refused_before_its_file_is_read(
+    client: TestClient, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    with transaction(session_factory) as session:
+        reader = _bearer(tokens.create_token(session, "dash", "read")[1])
+    form = {"name": "stolen", "family": "mbv3-digits"}
+    upload = {"checkpoint": ("weights.pt", b"\0" * 100_000, "application/octet-stream")}
+    for headers, status in (({}, 401), (reader, 403)):
+        answer = client.post("/v1/supernets", data=form, files=upload, headers=headers)
+        assert answer.status_code == status, answer.text
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and "hwnas.db" not in p.name] == []
+    assert client.get("/v1/supernets", headers=reader).json() == []
