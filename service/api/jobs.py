@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from service.api.auth import requires
 from service.api.deps import MAX_DB_ID, DbId, SessionDep
 from service.api.error_responses import errors
 from service.api.schemas.jobs import JobIn
@@ -15,7 +16,7 @@ from service.jobs import queue, results
 from service.jobs.specs import check_job_request
 from service.jobs.views import CandidatePageOut, JobOut, ParetoOut
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[requires(write="submit")])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut, responses=errors(413))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from service.config import Settings
 
@@ -19,6 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
         "--no-worker", action="store_true", help="API only; run `hwnas worker` processes instead"
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve a non-loopback address even without authentication (open to the network)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -65,8 +74,45 @@ def _serve(args: argparse.Namespace) -> int:
     url = settings.resolved_database_url
     if url.startswith("sqlite"):  # the embedded default: first run creates the file via alembic
         upgrade_database(url)
+    refusal = open_to_network(settings, args.host)
+    if refusal and not args.insecure:
+        print(f"error: {refusal}; or pass --insecure to serve it open anyway", file=sys.stderr)
+        return 2
+    if refusal:
+        log.warning("--insecure: %s", refusal)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def open_to_network(settings: Settings, host: str) -> str | None:
+    """Why serving on `host` would expose an unauthenticated API; None when it would not."""
+    if is_loopback(host):
+        return None
+    from service.api.auth import auth_enabled
+    from service.db.engine import check_schema_current, make_engine
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        check_schema_current(engine)
+        with Session(engine) as session:
+            if auth_enabled(settings, session):
+                return None
+    finally:
+        engine.dispose()
+    return (
+        f"refusing to serve {host} without authentication: anyone reaching the port could "
+        "register, submit, cancel and read everything. Set HWNAS_ADMIN_TOKEN or create a token "
+        "(`hwnas tokens create --scope admin`)"
+    )
 
 
 def _worker(_args: argparse.Namespace) -> int:
