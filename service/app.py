@@ -27,6 +27,7 @@ from service.api import (
 )
 from service.api.auth import auth_enabled
 from service.api.error_responses import COMMON as COMMON_ERRORS
+from service.api.error_responses import errors
 from service.api.storable_text import StorableText
 from service.config import Settings
 from service.db.engine import check_schema_current, make_engine, make_session_factory
@@ -69,11 +70,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Hardware-aware neural architecture search as a service.",
         lifespan=lifespan,
     )
-    for router in (health.router, supernets.router, devices.router, jobs.router, tokens.router):
-        app.include_router(router, responses=COMMON_ERRORS)
-    app.include_router(latency_tables.router, responses=COMMON_ERRORS)
-    app.include_router(agents.router, responses=COMMON_ERRORS)
-    dashboard.install(app, responses=COMMON_ERRORS)
+    app.include_router(health.router, responses=COMMON_ERRORS)
+    # Every /v1 route wants a token once auth is on: 401 without a valid one, 403 out of scope.
+    v1_errors = COMMON_ERRORS | errors(401, 403)
+    for router in (supernets.router, devices.router, jobs.router, tokens.router):
+        app.include_router(router, responses=v1_errors)
+    app.include_router(latency_tables.router, responses=v1_errors)
+    app.include_router(agents.router, responses=v1_errors)
+    dashboard.install(app, responses=v1_errors)
     app.add_middleware(StorableText)  # inside the size limit: it reads bounded bodies only
     app.add_middleware(BodySizeLimit, settings=settings)
     app.add_middleware(UnexpectedErrorAsJson)

@@ -49,9 +49,7 @@ def _task_of_device(session: SessionDep, task_id: int, token_device: str) -> Mea
     return task
 
 
-@router.get(
-    "/agent/device", response_model=AgentDeviceOut, responses=errors(401, 403, 404)
-)
+@router.get("/agent/device", response_model=AgentDeviceOut, responses=errors(401, 403, 404))
 def agent_own_device(session: SessionDep, agent: AgentDevice) -> AgentDeviceOut:
     """The device this agent token acts for, so an agent needs no read token to find its id."""
     device = device_catalog.find_device(session, agent)

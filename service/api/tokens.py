@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response, status
 
 from service.api.auth import requires
 from service.api.deps import DbId, SessionDep
+from service.api.error_responses import errors
 from service.api.schemas.tokens import NewTokenOut, TokenIn, TokenOut
 from service.auth import tokens
 from service.errors import InvalidInputError
@@ -19,7 +20,9 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=NewTokenOut)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=NewTokenOut, responses=errors(413)
+)
 def create_token(body: TokenIn, session: SessionDep, response: Response) -> NewTokenOut:
     """A new token; its secret is in this answer only (only its SHA-256 is stored)."""
     if body.expires_at is not None and body.expires_at <= datetime.now(UTC):
@@ -37,7 +40,7 @@ def list_tokens(session: SessionDep) -> list[TokenOut]:
     return [TokenOut(**dataclasses.asdict(info)) for info in tokens.list_tokens(session)]
 
 
-@router.post("/{token_id}/revoke", response_model=TokenOut)
+@router.post("/{token_id}/revoke", response_model=TokenOut, responses=errors(404))
 def revoke_token(token_id: DbId, session: SessionDep) -> TokenOut:
     """Revoke a token from now on (kept, with `revoked_at`); revoking it again changes nothing."""
     return TokenOut(**dataclasses.asdict(tokens.revoke_token(session, token_id)))
