@@ -7,17 +7,27 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import agents, dashboard, devices, health, jobs, latency_tables, supernets
+from service.api.overload import ConcurrencyLimit
+from service.api.schemas.common import HealthOut
 from service.config import Settings
-from service.db.engine import check_schema_current, make_engine, make_session_factory
+from service.db.engine import (
+    check_schema_current,
+    head_revision,
+    make_engine,
+    make_session_factory,
+)
 from service.errors import DomainError
+from service.jobs.fronts import FrontCache
 
 log = logging.getLogger("hwnas.api")
 # Longest `detail` of a 422: enough to name every problem, never the whole input echoed back.
@@ -30,11 +40,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.resolved_database_url)
+        # Each admitted request uses one thread and one connection at a time; the embedded
+        # worker's two threads take their connections from the same pool.
+        engine = make_engine(
+            settings.resolved_database_url, pool_size=settings.max_concurrent_requests + 2
+        )
         check_schema_current(engine)
+        to_thread.current_default_thread_limiter().total_tokens = settings.max_concurrent_requests
         app.state.settings = settings
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        app.state.front_cache = FrontCache()
+        app.state.schema_revision = head_revision(settings.resolved_database_url)
+        app.state.health_body = HealthOut(
+            status="ok", database=engine.dialect.name, schema_revision=app.state.schema_revision
+        ).model_dump_json()
         stop = threading.Event()
         worker_thread = None
         if settings.embedded_worker:
@@ -62,9 +82,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dashboard.install(app)
     app.add_middleware(BodySizeLimit, settings=settings)
     app.add_middleware(UnexpectedErrorAsJson)
+    app.add_middleware(
+        ConcurrencyLimit,
+        max_running=settings.max_concurrent_requests,
+        max_queued=settings.max_queued_requests,
+        queue_timeout_s=settings.queue_timeout_s,
+    )
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(PoolTimeoutError, _database_busy)
     return app
 
 
@@ -141,6 +168,14 @@ def _error(status_code: int, code: str, detail: str) -> JSONResponse:
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     return _error(exc.status_code, exc.code, exc.detail)
+
+
+async def _database_busy(_request: Request, _exc: Exception) -> JSONResponse:
+    """Every pooled connection stayed busy for the pool's timeout: ask the client to come back."""
+    detail = "the server is at capacity (no database connection free); retry after 1 s"
+    response = _error(503, "overloaded", detail)
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

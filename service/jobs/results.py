@@ -6,11 +6,11 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import Candidate, Device, Job, JobIteration, MetricValue, PredictorFit
 from service.errors import NotFoundError
@@ -67,14 +67,17 @@ def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[Ca
             ).where(MetricValue.candidate_id.in_(ids))
         )
         kinds: dict[str, str] = dict(session.execute(select(Device.name, Device.kind)).all())
+        # A page holds a few distinct (metric, source) pairs: each is parsed once, not per row.
+        described: dict[tuple[str, str], tuple[str | None, str | None]] = {}
         for candidate_id, metric, value, source in rows:
+            if (metric, source) not in described:
+                described[metric, source] = (
+                    MetricName.parse(metric).device,
+                    latency_method(metric, source, kinds),
+                )
+            device, method = described[metric, source]
             metrics[candidate_id][metric] = MetricOut.model_validate(
-                {
-                    "value": value,
-                    "device": MetricName.parse(metric).device,
-                    "source": source,
-                    "method": latency_method(metric, source, kinds),
-                }
+                {"value": value, "device": device, "source": source, "method": method}
             )
     return [
         CandidateOut.model_validate(c).model_copy(update={"metrics": metrics.get(c.id, {})})
@@ -155,45 +158,66 @@ def get_candidate(session: Session, job_id: int, candidate_id: int) -> Candidate
     return candidate
 
 
-def iter_all_candidates(session: Session, job_id: int) -> Iterator[CandidateOut]:
-    get_job(session, job_id)
+def export_json_chunks(factory: sessionmaker[Session], job_id: int) -> Iterator[bytes]:
+    """`{"job": …, "candidates": […]}` in pieces, a page of candidates at a time, on a session
+    of its own (the request's is closed once the response starts)."""
+    with factory() as session:
+        job = job_out(session, get_job(session, job_id))
+        yield b'{"job":' + job.model_dump_json().encode() + b',"candidates":['
+        separator = b""
+        for page in _pages(session, job_id):
+            yield separator + b",".join(c.model_dump_json().encode() for c in page)
+            separator = b","
+        yield b"]}"
+
+
+def export_csv_chunks(factory: sessionmaker[Session], job_id: int) -> Iterator[bytes]:
+    """One row per candidate: ids, provenance, every metric (with its source) and the config;
+    sent a page of candidates at a time, on a session of its own."""
+    with factory() as session:
+        get_job(session, job_id)
+        metric_names = sorted(
+            session.scalars(
+                select(MetricValue.metric)
+                .join(Candidate, Candidate.id == MetricValue.candidate_id)
+                .where(Candidate.job_id == job_id)
+                .distinct()
+            )
+        )
+        header = ["candidate_id", "iteration", "origin", "pareto_role", "config_hash"]
+        header += metric_names + [f"{m}_source" for m in metric_names] + ["config"]
+        yield _csv_rows([header])
+        for page in _pages(session, job_id):
+            yield _csv_rows(_csv_row(c, metric_names) for c in page)
+
+
+def _pages(session: Session, job_id: int) -> Iterator[list[CandidateOut]]:
     after = 0
     while True:
         page = candidate_page(session, job_id, after, EXPORT_BATCH)
-        yield from page.items
+        if page.items:
+            yield page.items
         if page.next_after is None:
             return
         after = page.next_after
 
 
-def export_json(session: Session, job_id: int) -> str:
-    job = job_out(session, get_job(session, job_id))
-    items = [c.model_dump() for c in iter_all_candidates(session, job_id)]
-    return json.dumps({"job": job.model_dump(mode="json"), "candidates": items})
+def _csv_row(c: CandidateOut, metric_names: list[str]) -> list[Any]:
+    values = [c.metrics[m].value if m in c.metrics else "" for m in metric_names]
+    sources = [c.metrics[m].source if m in c.metrics else "" for m in metric_names]
+    return [
+        c.id,
+        c.iteration,
+        c.origin,
+        c.pareto_role or "",
+        c.config_hash,
+        *values,
+        *sources,
+        json.dumps(c.config, sort_keys=True),
+    ]
 
 
-def export_csv(session: Session, job_id: int) -> str:
-    """One row per candidate: ids, provenance, every metric (with its source) and the config."""
-    items = list(iter_all_candidates(session, job_id))
-    metric_names = sorted({m for c in items for m in c.metrics})
+def _csv_rows(rows: Iterable[list[Any]]) -> bytes:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    header = ["candidate_id", "iteration", "origin", "pareto_role", "config_hash"]
-    header += metric_names + [f"{m}_source" for m in metric_names] + ["config"]
-    writer.writerow(header)
-    for c in items:
-        values = [c.metrics[m].value if m in c.metrics else "" for m in metric_names]
-        sources = [c.metrics[m].source if m in c.metrics else "" for m in metric_names]
-        writer.writerow(
-            [
-                c.id,
-                c.iteration,
-                c.origin,
-                c.pareto_role or "",
-                c.config_hash,
-                *values,
-                *sources,
-                json.dumps(c.config, sort_keys=True),
-            ]
-        )
-    return buffer.getvalue()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode()
