@@ -56,6 +56,7 @@ class FrontCache:
         self._capacity = capacity
         self._fronts: OrderedDict[int, ServedFront] = OrderedDict()
         self._lock = threading.Lock()
+        self._building = threading.Lock()
 
     def etag(self, session: Session, job_id: int) -> str:
         return etag_of(job_id, front_version(session, job_id))
@@ -63,16 +64,29 @@ class FrontCache:
     def front(self, session: Session, job_id: int, etag: str | None = None) -> ServedFront:
         """The front named `etag` (the job's current version when not given)."""
         etag = etag or self.etag(session, job_id)
+        cached = self._cached(job_id, etag)
+        if cached is not None:
+            return cached
+        # One build at a time: the requests that arrive while a new version is built wait for
+        # it rather than each building the same front (and fighting over the GIL to do so).
+        with self._building:
+            cached = self._cached(job_id, etag)
+            if cached is not None:
+                return cached
+            # Under READ COMMITTED the front may be a batch newer than `etag`: the next request
+            # then sees a newer version and rebuilds; a front is never older than its tag.
+            built = ServedFront(etag, pareto_out(session, job_id).model_dump_json().encode())
+            with self._lock:
+                self._fronts[job_id] = built
+                self._fronts.move_to_end(job_id)
+                while len(self._fronts) > self._capacity:
+                    self._fronts.popitem(last=False)
+        return built
+
+    def _cached(self, job_id: int, etag: str) -> ServedFront | None:
         with self._lock:
             cached = self._fronts.get(job_id)
-            if cached is not None and cached.etag == etag:
-                self._fronts.move_to_end(job_id)
-                return cached
-        # Built outside the lock: two threads may build the same version once each, never wait.
-        built = ServedFront(etag, pareto_out(session, job_id).model_dump_json().encode())
-        with self._lock:
-            self._fronts[job_id] = built
+            if cached is None or cached.etag != etag:
+                return None
             self._fronts.move_to_end(job_id)
-            while len(self._fronts) > self._capacity:
-                self._fronts.popitem(last=False)
-        return built
+            return cached
