@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from service.db.models import Candidate, Job
@@ -32,12 +32,18 @@ class ServedFront:
     body: bytes
 
 
+# Built once (statement construction costs more than the indexed lookups it runs), executed
+# on the session's connection without the ORM layer.
+_VERSION = select(
+    Job.status,
+    Job.validations_used,
+    select(func.max(Candidate.id)).where(Candidate.job_id == bindparam("job_id")).scalar_subquery(),
+).where(Job.id == bindparam("job_id"))
+
+
 def front_version(session: Session, job_id: int) -> tuple[str, int, int]:
     """(status, validations used, newest candidate id) of the job; 404 if there is none."""
-    newest = select(func.max(Candidate.id)).where(Candidate.job_id == job_id).scalar_subquery()
-    row = session.execute(
-        select(Job.status, Job.validations_used, newest).where(Job.id == job_id)
-    ).one_or_none()
+    row = session.connection().execute(_VERSION, {"job_id": job_id}).one_or_none()
     if row is None:
         raise NotFoundError(f"job {job_id} not found")
     status, validations_used, newest_id = row
