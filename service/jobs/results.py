@@ -187,8 +187,10 @@ def export_csv_chunks(factory: sessionmaker[Session], job_id: int) -> Iterator[b
         header = ["candidate_id", "iteration", "origin", "pareto_role", "config_hash"]
         header += metric_names + [f"{m}_source" for m in metric_names] + ["config"]
         yield _csv_rows([header])
-        for page in _pages(session, job_id):
-            yield _csv_rows(_csv_row(c, metric_names) for c in page)
+        after: int | None = 0
+        while after is not None:
+            rows, after = _csv_page(session, job_id, after, metric_names)
+            yield _csv_rows(rows)
 
 
 def _pages(session: Session, job_id: int) -> Iterator[list[CandidateOut]]:
@@ -202,19 +204,49 @@ def _pages(session: Session, job_id: int) -> Iterator[list[CandidateOut]]:
         after = page.next_after
 
 
-def _csv_row(c: CandidateOut, metric_names: list[str]) -> list[Any]:
-    values = [c.metrics[m].value if m in c.metrics else "" for m in metric_names]
-    sources = [c.metrics[m].source if m in c.metrics else "" for m in metric_names]
-    return [
-        c.id,
-        c.iteration,
-        c.origin,
-        c.pareto_role or "",
-        c.config_hash,
-        *values,
-        *sources,
-        json.dumps(c.config, sort_keys=True),
-    ]
+def _csv_page(
+    session: Session, job_id: int, after: int, metric_names: list[str]
+) -> tuple[list[list[Any]], int | None]:
+    """The CSV rows of one keyset page, read as plain rows (no views: the export is the one
+    read that touches every candidate) and the `after` of the next page (None at the end)."""
+    candidates = session.execute(
+        select(
+            Candidate.id,
+            Candidate.iteration,
+            Candidate.origin,
+            Candidate.pareto_role,
+            Candidate.config_hash,
+            Candidate.config,
+        )
+        .where(Candidate.job_id == job_id, Candidate.id > after)
+        .order_by(Candidate.id)
+        .limit(EXPORT_BATCH)
+    ).all()
+    values: dict[int, dict[str, tuple[float, str]]] = defaultdict(dict)
+    if candidates:
+        metric_rows = session.execute(
+            select(
+                MetricValue.candidate_id, MetricValue.metric, MetricValue.value, MetricValue.source
+            ).where(MetricValue.candidate_id.in_([c.id for c in candidates]))
+        )
+        for candidate_id, metric, value, source in metric_rows:
+            values[candidate_id][metric] = (value, source)
+    rows = []
+    for c in candidates:
+        known = values[c.id]
+        rows.append(
+            [
+                c.id,
+                c.iteration,
+                c.origin,
+                c.pareto_role or "",
+                c.config_hash,
+                *(known[m][0] if m in known else "" for m in metric_names),
+                *(known[m][1] if m in known else "" for m in metric_names),
+                json.dumps(c.config, sort_keys=True),
+            ]
+        )
+    return rows, candidates[-1].id if len(candidates) == EXPORT_BATCH else None
 
 
 def _csv_rows(rows: Iterable[list[Any]]) -> bytes:
