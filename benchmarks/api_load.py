@@ -92,7 +92,7 @@ def populate(url: str, n_candidates: int, status: str = "succeeded") -> int:
                 worker_id=WRITER_ID if status == "running" else None,
                 cancel_requested=False,
                 validations_used=n_candidates,
-                budget=10 * n_candidates,
+                budget=10 * n_candidates if status == "running" else n_candidates,
             )
         )
     configs = space.sample(rng, min(n_candidates, 5000))
