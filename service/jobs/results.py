@@ -6,13 +6,21 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.models import Candidate, Device, Job, JobIteration, MetricValue, PredictorFit
+from service.db.models import (
+    Candidate,
+    Device,
+    Job,
+    JobIteration,
+    MetricValue,
+    PredictorFit,
+    Supernet,
+)
 from service.errors import NotFoundError
 from service.jobs.queue import get_job
 from service.jobs.views import (
@@ -24,6 +32,8 @@ from service.jobs.views import (
     ParetoOut,
 )
 from service.search.metrics import MetricName
+from service.supernets.config_forms import has_ofa_form, ofa_form
+from service.supernets.space import SearchSpace
 
 EXPORT_BATCH = 2000
 
@@ -158,24 +168,42 @@ def get_candidate(session: Session, job_id: int, candidate_id: int) -> Candidate
     return candidate
 
 
+def _ofa_form_of(session: Session, job: Job) -> Callable[[dict[str, Any]], Any] | None:
+    """The converter to OFA's dict form of the job's supernet, if its family has one."""
+    supernet = session.get(Supernet, job.supernet_id)
+    if supernet is None or not has_ofa_form(supernet.family):
+        return None
+    family, space = supernet.family, SearchSpace.from_json(supernet.search_space)
+    return lambda config: ofa_form(family, config, space)
+
+
 def export_json_chunks(factory: sessionmaker[Session], job_id: int) -> Iterator[bytes]:
     """`{"job": …, "candidates": […]}` in pieces, a page of candidates at a time, on a session
-    of its own (the request's is closed once the response starts)."""
+    of its own (the request's is closed once the response starts). An OFA family's candidates
+    carry `ofa_config` beside `config` (OFA/DyNAS-T's dict form of the same network)."""
     with factory() as session:
-        job = job_out(session, get_job(session, job_id))
-        yield b'{"job":' + job.model_dump_json().encode() + b',"candidates":['
+        row = get_job(session, job_id)
+        to_ofa = _ofa_form_of(session, row)
+        yield b'{"job":' + job_out(session, row).model_dump_json().encode() + b',"candidates":['
         separator = b""
         for page in _pages(session, job_id):
-            yield separator + b",".join(c.model_dump_json().encode() for c in page)
+            if to_ofa is None:
+                items = [c.model_dump_json().encode() for c in page]
+            else:
+                items = [
+                    json.dumps({**c.model_dump(), "ofa_config": to_ofa(c.config)}).encode()
+                    for c in page
+                ]
+            yield separator + b",".join(items)
             separator = b","
         yield b"]}"
 
 
 def export_csv_chunks(factory: sessionmaker[Session], job_id: int) -> Iterator[bytes]:
-    """One row per candidate: ids, provenance, every metric (with its source) and the config;
-    sent a page of candidates at a time, on a session of its own."""
+    """One row per candidate: ids, provenance, every metric (with its source), the config (and,
+    for an OFA family, its OFA form in `ofa_config`); a page at a time, on a session of its own."""
     with factory() as session:
-        get_job(session, job_id)
+        to_ofa = _ofa_form_of(session, get_job(session, job_id))
         metric_names = sorted(
             session.scalars(
                 select(MetricValue.metric)
@@ -186,10 +214,11 @@ def export_csv_chunks(factory: sessionmaker[Session], job_id: int) -> Iterator[b
         )
         header = ["candidate_id", "iteration", "origin", "pareto_role", "config_hash"]
         header += metric_names + [f"{m}_source" for m in metric_names] + ["config"]
+        header += ["ofa_config"] if to_ofa is not None else []
         yield _csv_rows([header])
         after: int | None = 0
         while after is not None:
-            rows, after = _csv_page(session, job_id, after, metric_names)
+            rows, after = _csv_page(session, job_id, after, metric_names, to_ofa)
             yield _csv_rows(rows)
 
 
@@ -205,7 +234,11 @@ def _pages(session: Session, job_id: int) -> Iterator[list[CandidateOut]]:
 
 
 def _csv_page(
-    session: Session, job_id: int, after: int, metric_names: list[str]
+    session: Session,
+    job_id: int,
+    after: int,
+    metric_names: list[str],
+    to_ofa: Callable[[dict[str, Any]], Any] | None,
 ) -> tuple[list[list[Any]], int | None]:
     """The CSV rows of one keyset page, read as plain rows (no views: the export is the one
     read that touches every candidate) and the `after` of the next page (None at the end)."""
@@ -244,6 +277,7 @@ def _csv_page(
                 *(known[m][0] if m in known else "" for m in metric_names),
                 *(known[m][1] if m in known else "" for m in metric_names),
                 json.dumps(c.config, sort_keys=True),
+                *([json.dumps(to_ofa(c.config))] if to_ofa is not None else []),
             ]
         )
     return rows, candidates[-1].id if len(candidates) == EXPORT_BATCH else None

@@ -47,8 +47,12 @@ class SearchEngine:
         exact_metrics: ExactMetricsFn | None = None,
         history: Sequence[Evaluation] = (),
         warm_start: Sequence[Evaluation] = (),
+        canonical: Callable[[Mapping[str, object]], Config] | None = None,
     ) -> None:
+        """`canonical`: the family's own (e.g. an OFA supernet's, which also reads OFA-form
+        configs), used on every config `tell` is given; the space's by default."""
         self.space = space
+        self._canonical = canonical or space.canonical
         self.spec = spec
         self.encoding = SpaceEncoding(space)
         check_algorithm_available(spec.algorithm_name)
@@ -126,7 +130,7 @@ class SearchEngine:
             raise ValueError(f"got {len(configs)} configs but {len(metrics)} metric dicts")
         told: set[bytes] = set()
         for config, measured in zip(configs, metrics, strict=True):
-            canonical = self.space.canonical(config)
+            canonical = self._canonical(config)
             key = row_key(self.encoding.row_of(canonical))
             if key in self._known or key in told:
                 raise ValueError(

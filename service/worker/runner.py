@@ -43,6 +43,7 @@ from service.latency.sources import latency_devices
 from service.search.engine import SearchEngine
 from service.search.records import WARM_START
 from service.search.spec import SearchSpec
+from service.supernets.data_options import DataOptions
 from service.supernets.protocol import Supernet
 from service.supernets.space import Config, SearchSpace
 from service.worker.latency import (
@@ -70,6 +71,7 @@ class JobPlan:
     key: CacheKey
     family: str
     checkpoint: str | None
+    data_options: DataOptions | None
     space: SearchSpace
     spec: SearchSpec
     devices: list[DeviceProfile]  # host devices this worker measures on
@@ -89,6 +91,7 @@ def load_plan(session: Session, job_id: int) -> JobPlan:
         key=CacheKey(supernet.id, supernet.dataset),
         family=supernet.family,
         checkpoint=supernet.checkpoint_uri,
+        data_options=DataOptions.from_json(supernet.data_options),
         space=SearchSpace.from_json(supernet.search_space),
         spec=spec,
         devices=latency.hosts,
@@ -174,7 +177,7 @@ class JobRunner:
         return str(status)
 
     def _search(self, plan: JobPlan, heartbeat: Heartbeat) -> JobStatus | Literal["released"]:
-        supernet = supernet_catalog.loaded_supernet(plan.family, plan.checkpoint)
+        supernet = supernet_catalog.loaded_supernet(plan.family, plan.checkpoint, plan.data_options)
         engine, stored_hashes = self._resume(plan, supernet)
         while not engine.done:
             if self.stop.is_set():
