@@ -11,14 +11,17 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import agents, dashboard, devices, health, jobs, latency_tables, supernets
+from service.api.error_responses import COMMON as COMMON_ERRORS
 from service.api.overload import ConcurrencyLimit
 from service.api.schemas.common import HealthOut
+from service.api.storable_text import StorableText
 from service.config import Settings
 from service.db.engine import (
     check_schema_current,
@@ -40,21 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Each admitted request uses one thread and one connection at a time; the embedded
-        # worker's two threads take their connections from the same pool.
-        engine = make_engine(
-            settings.resolved_database_url, pool_size=settings.max_concurrent_requests + 2
-        )
-        check_schema_current(engine)
-        to_thread.current_default_thread_limiter().total_tokens = settings.max_concurrent_requests
-        app.state.settings = settings
-        app.state.engine = engine
-        app.state.session_factory = make_session_factory(engine)
-        app.state.front_cache = FrontCache()
-        app.state.schema_revision = head_revision(settings.resolved_database_url)
-        app.state.health_body = HealthOut(
-            status="ok", database=engine.dialect.name, schema_revision=app.state.schema_revision
-        ).model_dump_json()
+        engine = _open_read_path(app, settings)
         stop = threading.Event()
         worker_thread = None
         if settings.embedded_worker:
@@ -76,10 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     for router in (health.router, supernets.router, devices.router, jobs.router):
-        app.include_router(router)
-    app.include_router(latency_tables.router)
-    app.include_router(agents.router)
-    dashboard.install(app)
+        app.include_router(router, responses=COMMON_ERRORS)
+    app.include_router(latency_tables.router, responses=COMMON_ERRORS)
+    app.include_router(agents.router, responses=COMMON_ERRORS)
+    dashboard.install(app, responses=COMMON_ERRORS)
+    app.add_middleware(StorableText)  # inside the size limit: it reads bounded bodies only
     app.add_middleware(BodySizeLimit, settings=settings)
     app.add_middleware(UnexpectedErrorAsJson)
     app.add_middleware(
@@ -93,6 +83,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(PoolTimeoutError, _database_busy)
     return app
+
+
+def _open_read_path(app: FastAPI, settings: Settings) -> Engine:
+    """The engine (refused on an out-of-date schema), its sessions, the front cache and the
+    /health body. Each admitted request uses one thread and one connection at a time; the
+    embedded worker's two threads take their connections from the same pool."""
+    engine = make_engine(
+        settings.resolved_database_url,
+        pool_size=settings.max_concurrent_requests + 2,
+        application_name="hwnas-api",
+    )
+    check_schema_current(engine)
+    to_thread.current_default_thread_limiter().total_tokens = settings.max_concurrent_requests
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.front_cache = FrontCache()
+    app.state.schema_revision = head_revision(settings.resolved_database_url)
+    app.state.health_body = HealthOut(
+        status="ok", database=engine.dialect.name, schema_revision=app.state.schema_revision
+    ).model_dump_json()
+    return engine
 
 
 class UnexpectedErrorAsJson:
@@ -159,7 +171,19 @@ class BodySizeLimit:
                     raise RequestTooLargeError(detail)
             return message
 
-        await self.app(scope, counted, send)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except RequestTooLargeError:  # raised in a middleware reading the body, not in a route
+            if started:
+                raise
+            await _error(413, "request_too_large", detail)(scope, receive, send)
 
 
 def _limits_itself(scope: Scope) -> bool:

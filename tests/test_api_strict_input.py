@@ -25,7 +25,7 @@ from service.supernets.elastic_mbv3 import ArchSpec
 
 TOKEN = "strict-input-agent-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-TOO_BIG_ID = 2**63
+TOO_BIG_ID = 2**31  # the keys are INTEGER on PostgreSQL: 2^31 is the first id past them
 JOB = {"supernet": "digits", "objectives": ["accuracy:max", "macs:min"], "budget": 2}
 CONV = "Conv-input:32x32x1-output:16x16x16"
 
@@ -112,6 +112,9 @@ def _assert_json_error(response: httpx.Response, status: int, code: str | None =
         ("POST", f"/v1/devices/{TOO_BIG_ID}/tasks/claim"),
         ("POST", f"/v1/tasks/{TOO_BIG_ID}/result"),
         ("GET", f"/v1/tasks/{TOO_BIG_ID}/model.onnx"),
+        ("GET", f"/v1/jobs/{2**63}"),
+        ("GET", f"/v1/dashboard/jobs/{2**63}/plot"),
+        ("GET", f"/v1/dashboard/jobs/1/candidates/{TOO_BIG_ID}"),
         ("GET", "/v1/jobs/0"),
         ("GET", "/v1/supernets/-1"),
     ],
@@ -173,6 +176,18 @@ BAD_TABLES = [
         "{count: 3, mean: 1, var: 0.1}\n",
         "application/yaml",
         "?family=mbv3-digits",
+    ),
+    (
+        "json NUL in the descriptor",
+        _json_table({"mean_ms": 1.0}).replace('"tflite"', '"tfl\\u0000ite"'),
+        "application/json",
+        "",
+    ),
+    (
+        "csv NUL in the name",
+        f"key,mean_ms\n{CONV},1.0\n",
+        "text/csv",
+        "?family=mbv3-digits&name=a%00",
     ),
     (
         "yaml nested",
@@ -279,6 +294,20 @@ BAD_BODIES = [
         "long checkpoint",
         "/v1/supernets",
         {"name": "s", "family": "mbv3-digits", "checkpoint": "c" * 100_000},
+        "invalid_request",
+    ),
+    ("NUL in a supernet name", "/v1/jobs", {**JOB, "supernet": "dig\x00its"}, "invalid_request"),
+    ("unpaired surrogate", "/v1/jobs", {**JOB, "objectives": ["\ud800:max"]}, "invalid_request"),
+    (
+        "NUL in a descriptor key",
+        "/v1/devices",
+        {"name": "d", "kind": "lut-only", "descriptor": {"a\x00": 1}},
+        "invalid_request",
+    ),
+    (
+        "NUL in a result",
+        "/v1/tasks/1/failure",
+        {"agent_id": "a", "error": "x\x00"},
         "invalid_request",
     ),
     ("slug dot", "/v1/devices", {"name": ".", "kind": "lut-only"}, "invalid_request"),

@@ -11,6 +11,7 @@ under the server: every later job answered 202 but no other process ever saw it.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import signal
 import sqlite3
@@ -151,6 +152,7 @@ def test_links_and_odd_names_are_refused_without_opening_them(
         "missing.pt": "not a file",
         "x" * 100_000: "at most 1024 characters",
         "/etc/passwd": "outside",
+        "../../../etc/passwd": "outside",
         "": "at least 1 character",
     }
     for given, reason in cases.items():
@@ -171,6 +173,8 @@ def test_links_and_odd_names_are_refused_without_opening_them(
     [
         (b"not a torch file at all", "not a torch checkpoint"),
         ("pickle", "not a torch checkpoint"),
+        ("raw-pickle", "not a torch checkpoint"),
+        ("object-in-state-dict", "not a torch checkpoint"),
         ("bad-keys", "keys do not match"),
         ("bad-shapes", "tensor shapes do not match"),
     ],
@@ -182,6 +186,10 @@ def test_a_bad_checkpoint_file_is_a_422_saying_what_is_wrong(
     state = torch.load(random_checkpoint, weights_only=True)
     if content == "pickle":  # a full pickle: weights_only=True refuses to run its code
         torch.save({"model": object.__new__(_Evil)}, path)
+    elif content == "raw-pickle":  # pickle.dump, not torch.save: no torch zip around it
+        path.write_bytes(pickle.dumps({"weight": object.__new__(_Evil)}))
+    elif content == "object-in-state-dict":  # a torch zip whose state dict holds an object
+        torch.save({**state, "extra": object.__new__(_Evil)}, path)
     elif content == "bad-keys":
         torch.save({**state, "extra.weight": torch.zeros(1)}, path)
     elif content == "bad-shapes":

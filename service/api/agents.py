@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from service.api.deps import DbId, SessionDep
+from service.api.error_responses import errors
 from service.api.schemas.latency import ClaimIn, ClaimOut, FailureIn, ResultIn, ResultOut, TaskOut
 from service.catalog import devices as device_catalog
 from service.catalog import supernets as supernet_catalog
@@ -74,7 +75,11 @@ def _task_of_device(session: SessionDep, task_id: int, token_device: str) -> Mea
     return task
 
 
-@router.post("/devices/{device_id}/tasks/claim", response_model=ClaimOut)
+@router.post(
+    "/devices/{device_id}/tasks/claim",
+    response_model=ClaimOut,
+    responses=errors(401, 403, 404, 409, 413),
+)
 def claim_tasks(
     device_id: DbId, body: ClaimIn, session: SessionDep, request: Request, agent: AgentDevice
 ) -> ClaimOut:
@@ -105,7 +110,7 @@ def claim_tasks(
 
 @router.get(
     "/tasks/{task_id}/model.onnx",
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **errors(401, 403, 404)},
 )
 def task_onnx(task_id: DbId, session: SessionDep, request: Request, agent: AgentDevice) -> Response:
     """The task's sub-network with supernet weights as ONNX at the task's batch size (cached)."""
@@ -121,7 +126,9 @@ def task_onnx(task_id: DbId, session: SessionDep, request: Request, agent: Agent
     return Response(path.read_bytes(), media_type="application/octet-stream")
 
 
-@router.post("/tasks/{task_id}/result", response_model=ResultOut)
+@router.post(
+    "/tasks/{task_id}/result", response_model=ResultOut, responses=errors(401, 403, 404, 409, 413)
+)
 def post_result(
     task_id: DbId, body: ResultIn, session: SessionDep, agent: AgentDevice
 ) -> ResultOut:
@@ -132,7 +139,9 @@ def post_result(
     return ResultOut(task_id=task.id, status=task.status, agent_id=task.agent_id, stats=task.stats)
 
 
-@router.post("/tasks/{task_id}/failure", response_model=ResultOut)
+@router.post(
+    "/tasks/{task_id}/failure", response_model=ResultOut, responses=errors(401, 403, 404, 409, 413)
+)
 def post_failure(
     task_id: DbId, body: FailureIn, session: SessionDep, agent: AgentDevice
 ) -> ResultOut:

@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.api.deps import SessionDep
+from service.api.deps import DbId, SessionDep
+from service.api.error_responses import errors
 from service.dashboard import STATIC_DIR
 from service.jobs import sampling
 from service.jobs.views import CandidateOut
@@ -22,9 +23,9 @@ router = APIRouter(prefix="/v1/dashboard", tags=["dashboard"])
 pages = APIRouter(include_in_schema=False)
 
 
-@router.get("/jobs/{job_id}/plot", response_model=sampling.PlotOut)
+@router.get("/jobs/{job_id}/plot", response_model=sampling.PlotOut, responses=errors(404))
 def job_plot(
-    job_id: int,
+    job_id: DbId,
     session: SessionDep,
     sample: Annotated[
         int,
@@ -35,8 +36,10 @@ def job_plot(
     return sampling.job_plot(session, job_id, sample)
 
 
-@router.get("/jobs/{job_id}/candidates/{candidate_id}", response_model=CandidateOut)
-def job_candidate(job_id: int, candidate_id: int, session: SessionDep) -> CandidateOut:
+@router.get(
+    "/jobs/{job_id}/candidates/{candidate_id}", response_model=CandidateOut, responses=errors(404)
+)
+def job_candidate(job_id: DbId, candidate_id: DbId, session: SessionDep) -> CandidateOut:
     """One candidate with its config and the source of every metric."""
     return sampling.one_candidate(session, job_id, candidate_id)
 
@@ -46,8 +49,9 @@ def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-def install(app: FastAPI) -> None:
-    """Mount the page, its static files and the dashboard's read routes on `app`."""
-    app.include_router(router)
+def install(app: FastAPI, responses: dict[int | str, dict[str, Any]]) -> None:
+    """Mount the page, its static files and the dashboard's read routes (declaring
+    `responses`) on `app`."""
+    app.include_router(router, responses=responses)
     app.include_router(pages)
     app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")

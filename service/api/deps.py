@@ -27,10 +27,10 @@ def _session(request: Request) -> Iterator[Session]:
 # write sees it.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 
-# Ids in paths and queries: the range of the database's integer keys, so an id past it is a 422,
-# never a database error.
-MAX_DB_ID = 2**63 - 1
-DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="A row id, 1..2^63-1")]
+# Ids in paths and queries: the range of the database's integer keys (INTEGER on PostgreSQL), so
+# an id past it is a 422 on both databases, never a database error.
+MAX_DB_ID = 2**31 - 1
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="A row id, 1..2^31-1")]
 
 
 async def read_in_thread(request: Request, read: Callable[[Session], T]) -> T:

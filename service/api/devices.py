@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy.orm import Session
 
 from service.api.deps import SessionDep
+from service.api.error_responses import errors
 from service.api.schemas.catalog import DeviceIn, DeviceOut
 from service.catalog import devices as device_catalog
 from service.db.models import Device
@@ -25,7 +26,9 @@ def _out(session: Session, row: Device) -> DeviceOut:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DeviceOut)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=DeviceOut, responses=errors(409, 413)
+)
 def create_device(body: DeviceIn, session: SessionDep, response: Response) -> DeviceOut:
     row = device_catalog.create_device(session, body.name, body.kind, body.descriptor)
     session.refresh(row)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from service.api.deps import MAX_DB_ID, DbId, SessionDep, read_in_thread
+from service.api.error_responses import errors
 from service.api.schemas.jobs import JobIn
 from service.catalog import supernets as supernet_catalog
 from service.catalog.artifacts import subnet_onnx_file
@@ -21,7 +22,7 @@ from service.jobs.views import CandidatePageOut, JobOut, ParetoOut
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut, responses=errors(413))
 def submit_job(body: JobIn, session: SessionDep, response: Response) -> JobOut:
     checked = check_job_request(session, body)
     job = queue.create_job(session, checked.supernet.id, checked.spec_json(), checked.spec.budget)
@@ -40,13 +41,18 @@ def list_jobs(
     ]
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("/{job_id}", response_model=JobOut, responses=errors(404))
 async def show_job(job_id: DbId, request: Request) -> Response:
     job = await read_in_thread(request, lambda s: results.job_out(s, queue.get_job(s, job_id)))
     return _json(job)
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=errors(404, 409),
+)
 def cancel_job(job_id: DbId, session: SessionDep) -> JobOut:
     return results.job_out(session, queue.request_cancel(session, job_id))
 
@@ -54,7 +60,10 @@ def cancel_job(job_id: DbId, session: SessionDep) -> JobOut:
 @router.get(
     "/{job_id}/pareto",
     response_model=ParetoOut,
-    responses={304: {"description": "The front named by If-None-Match is still current"}},
+    responses={
+        304: {"description": "The front named by If-None-Match is still current"},
+        **errors(404),
+    },
 )
 async def pareto_front(job_id: DbId, request: Request) -> Response:
     """The front, built once per job version and served with its `ETag`; send it back in
@@ -81,7 +90,7 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-@router.get("/{job_id}/candidates", response_model=CandidatePageOut)
+@router.get("/{job_id}/candidates", response_model=CandidatePageOut, responses=errors(404))
 async def list_candidates(
     job_id: DbId,
     request: Request,
@@ -97,7 +106,7 @@ async def list_candidates(
 
 @router.get(
     "/{job_id}/export",
-    responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
+    responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **errors(404)},
 )
 async def export_job(
     job_id: DbId, request: Request, format: Literal["csv", "json"] = "json"
@@ -125,7 +134,7 @@ def _json(model: BaseModel) -> Response:
 
 @router.get(
     "/{job_id}/candidates/{candidate_id}/model.onnx",
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **errors(404)},
 )
 def candidate_onnx(
     job_id: DbId, candidate_id: DbId, session: SessionDep, request: Request

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from service.api.deps import DbId, SessionDep
+from service.api.error_responses import errors
 from service.api.schemas.latency import LatencyTableDetailOut, LatencyTableOut
+from service.api.storable_text import RULE, first_unstorable
 from service.catalog import devices as device_catalog
 from service.db.models import Device, DeviceLatencyTable
 from service.latency import tables as latency_tables
@@ -73,6 +75,7 @@ def _out(row: DeviceLatencyTable, device: Device) -> LatencyTableOut:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=LatencyTableOut,
+    responses=errors(404, 413),
     openapi_extra=_UPLOAD_BODY,
 )
 def upload_table(
@@ -103,6 +106,10 @@ def upload_table(
     imported, fingerprint = latency_tables.import_table(
         body, fmt, device, family, known, source_name
     )
+    stored = {"name": name, "table": imported.table.model_dump(mode="json")}
+    where = first_unstorable({**stored, "unmapped": list(imported.unmapped_keys)}, "table")
+    if where is not None:
+        raise latency_tables.InvalidLatencyTableError(f"{where}: {RULE}")
     row = latency_tables.store_table(session, device, imported, fmt, name, fingerprint)
     session.refresh(row)
     response.headers["Location"] = f"/v1/devices/{device.id}/latency-tables/{row.id}"
@@ -121,13 +128,13 @@ def _json_family(body: bytes) -> str | None:
     return family if isinstance(family, str) and family else None
 
 
-@router.get("", response_model=list[LatencyTableOut])
+@router.get("", response_model=list[LatencyTableOut], responses=errors(404))
 def list_tables(device_id: DbId, session: SessionDep) -> list[LatencyTableOut]:
     device = device_catalog.get_device(session, device_id)
     return [_out(row, device) for row in latency_tables.list_tables(session, device.id)]
 
 
-@router.get("/{table_id}", response_model=LatencyTableDetailOut)
+@router.get("/{table_id}", response_model=LatencyTableDetailOut, responses=errors(404))
 def show_table(device_id: DbId, table_id: DbId, session: SessionDep) -> LatencyTableDetailOut:
     device = device_catalog.get_device(session, device_id)
     row = latency_tables.get_table(session, device.id, table_id)
@@ -138,7 +145,7 @@ def show_table(device_id: DbId, table_id: DbId, session: SessionDep) -> LatencyT
     )
 
 
-@router.put("/{table_id}/calibration", response_model=LatencyTableOut)
+@router.put("/{table_id}/calibration", response_model=LatencyTableOut, responses=errors(404, 413))
 def put_calibration(
     device_id: DbId, table_id: DbId, calibration: dict[str, Any], session: SessionDep
 ) -> LatencyTableOut:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from service.api.checkpoint_form import FILE_FIELD, InvalidFormError, ReceivedForm, receive_form
 from service.api.deps import DbId, SessionDep
+from service.api.error_responses import errors
 from service.api.schemas.catalog import (
     SUPERNET_FORM_FIELDS,
     SupernetDetailOut,
@@ -105,6 +106,7 @@ RegistrationDep = Annotated[Registration, Depends(_registration, scope="function
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=SupernetDetailOut,
+    responses=errors(409, 413),
     openapi_extra=_REGISTER_BODY,
 )
 def register_supernet(
@@ -153,7 +155,7 @@ def list_supernets(session: SessionDep) -> list[SupernetOut]:
     return [SupernetOut.model_validate(row) for row in supernet_catalog.list_supernets(session)]
 
 
-@router.get("/{supernet_id}", response_model=SupernetDetailOut)
+@router.get("/{supernet_id}", response_model=SupernetDetailOut, responses=errors(404))
 def show_supernet(supernet_id: DbId, session: SessionDep) -> SupernetDetailOut:
     return _detail(supernet_catalog.get_supernet(session, supernet_id))
 

@@ -113,7 +113,7 @@ def _worker(_args: argparse.Namespace) -> int:
 
     _logging()
     settings = Settings()
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, application_name="hwnas-worker")
     check_schema_current(engine)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

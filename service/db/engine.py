@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -13,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -26,6 +29,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 UPGRADE_COMMAND = "hwnas db upgrade"
+log = logging.getLogger("hwnas.db")
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -36,8 +41,12 @@ class SchemaOutOfDateError(RuntimeError):
     """The database is not at the migrations' head revision."""
 
 
-def make_engine(url: str, *, pooled: bool = True, pool_size: int = 10) -> Engine:
+def make_engine(
+    url: str, *, pooled: bool = True, pool_size: int = 10, application_name: str = "hwnas"
+) -> Engine:
     """An engine; SQLite gets WAL, a busy timeout and foreign keys, and its directory created.
+    PostgreSQL connections are named `application_name` in pg_stat_activity and checked before
+    each use (`pool_pre_ping`), so one the server dropped while idle is replaced, not used.
 
     `pool_size` connections are kept, and a few more opened when busy; the API passes its
     concurrency limit, so a request it admits never waits on a connection held by a request
@@ -57,7 +66,8 @@ def make_engine(url: str, *, pooled: bool = True, pool_size: int = 10) -> Engine
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=pooled, **pool)
+    named = {"connect_args": {"application_name": application_name}}
+    return create_engine(url, pool_pre_ping=pooled, **pool, **named)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -78,6 +88,34 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit when the block ends, roll back when it raises."""
     with factory() as session, session.begin():
         yield session
+
+
+# A unit of work whose connection dies is run again this many times, waiting a little longer each
+# time: long enough for a PostgreSQL restart, short against the heartbeat grace period.
+LOST_CONNECTION_ATTEMPTS = 6
+LOST_CONNECTION_WAIT_S = 0.5
+
+
+def in_transaction(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """`work(session)` as one transaction, run again when the database connection was lost in
+    it (a terminated backend, a restarted server): the server rolled the lost transaction back,
+    so running it again stores nothing twice. Other errors, and the last attempt's, propagate."""
+    for attempt in range(1, LOST_CONNECTION_ATTEMPTS + 1):
+        try:
+            with transaction(factory) as session:
+                return work(session)
+        except DBAPIError as exc:
+            lost = exc.connection_invalidated or isinstance(exc, OperationalError)
+            if not lost or attempt == LOST_CONNECTION_ATTEMPTS:
+                raise
+            log.warning(
+                "database connection lost (%s); running the transaction again (%d of %d)",
+                type(exc.orig).__name__,
+                attempt + 1,
+                LOST_CONNECTION_ATTEMPTS,
+            )
+            time.sleep(LOST_CONNECTION_WAIT_S * attempt)
+    raise AssertionError("unreachable")
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -17,13 +17,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.catalog import supernets as supernet_catalog
 from service.config import Settings
-from service.db.engine import transaction
+from service.db.engine import in_transaction
 from service.db.models import JobStatus
 from service.errors import LostLeaseError
 from service.evaluation.profile import DeviceProfile
@@ -41,7 +42,7 @@ from service.jobs.evaluations import (
 from service.jobs.specs import JobSpec
 from service.latency.sources import latency_devices
 from service.search.engine import SearchEngine
-from service.search.records import WARM_START
+from service.search.records import WARM_START, Evaluation
 from service.search.spec import SearchSpec
 from service.supernets.data_options import DataOptions
 from service.supernets.protocol import Supernet
@@ -121,8 +122,9 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
     def beat(self) -> queue.LeaseState:
-        with transaction(self._factory) as session:
-            self.state = queue.heartbeat(session, self._job_id, self._worker_id)
+        self.state = in_transaction(
+            self._factory, lambda session: queue.heartbeat(session, self._job_id, self._worker_id)
+        )
         return self.state
 
     def _run(self) -> None:
@@ -149,8 +151,7 @@ class JobRunner:
     def run(self, job_id: int) -> str:
         """Run the job; returns its final status, or 'released' / 'lost'."""
         try:
-            with transaction(self.factory) as session:
-                plan = load_plan(session, job_id)
+            plan = in_transaction(self.factory, lambda session: load_plan(session, job_id))
             with Heartbeat(
                 self.factory, job_id, self.worker_id, self.settings.heartbeat_interval_s
             ) as heartbeat:
@@ -163,15 +164,18 @@ class JobRunner:
             detail = "".join(traceback.format_exception_only(exc)).strip()
             return self._finish(job_id, JobStatus.FAILED, detail[-2000:])
         if status == "released":
-            with transaction(self.factory) as session:
-                queue.release_job(session, job_id, self.worker_id)
+            in_transaction(
+                self.factory, lambda session: queue.release_job(session, job_id, self.worker_id)
+            )
             return status
         return self._finish(job_id, status)
 
     def _finish(self, job_id: int, status: JobStatus, error: str | None = None) -> str:
         try:
-            with transaction(self.factory) as session:
-                queue.finish_job(session, job_id, self.worker_id, status, error)
+            in_transaction(
+                self.factory,
+                lambda session: queue.finish_job(session, job_id, self.worker_id, status, error),
+            )
         except LostLeaseError:
             return "lost"
         return str(status)
@@ -205,8 +209,15 @@ class JobRunner:
                 latencies=latencies,
                 predicted_metrics=plan.latency.lut_metrics,
             )
-            with transaction(self.factory) as session:
-                store_batch(session, plan.job_id, self.worker_id, plan.key, plan.device_ids, batch)
+            store = partial(
+                store_batch,
+                job_id=plan.job_id,
+                worker_id=self.worker_id,
+                key=plan.key,
+                device_ids=plan.device_ids,
+                batch=batch,
+            )
+            in_transaction(self.factory, store)
             stored_hashes.update(e.config_hash for e in new)
             log.info(
                 "job %s: iteration %d, %d validations, hv %.4f",
@@ -220,15 +231,16 @@ class JobRunner:
     def _resume(self, plan: JobPlan, supernet: Supernet) -> tuple[SearchEngine, set[str]]:
         """The engine rebuilt from what the job stored, warm-started from the shared cache; with
         the config hashes already stored."""
-        with transaction(self.factory) as session:
+
+        def read(session: Session) -> tuple[list[Evaluation], list[Evaluation]]:
             stored = stored_evaluations(session, plan.job_id)
             history = [e for e in stored if e.origin != WARM_START]
-            warm_start = warm_start_evaluations(
-                session,
-                plan.key,
-                self._validated_metrics(plan),
-                exclude={e.config_hash for e in history},
-            )
+            exclude = {e.config_hash for e in history}
+            warm = warm_start_evaluations(session, plan.key, self._validated_metrics(plan), exclude)
+            return stored, warm
+
+        stored, warm_start = in_transaction(self.factory, read)
+        history = [e for e in stored if e.origin != WARM_START]
         warm_start = with_lut_values(plan.latency, supernet, warm_start)
         engine = SearchEngine(
             plan.space,
@@ -256,8 +268,12 @@ class JobRunner:
         """Metrics per config: cache hits first, the rest validated for real (on this host and
         by device agents); LUT latencies estimated for all."""
         hashes = [plan.space.config_hash(c) for c in configs]
-        with transaction(self.factory) as session:
-            hits = cached_metrics(session, plan.key, self._validated_metrics(plan), hashes)
+        hits = in_transaction(
+            self.factory,
+            lambda session: cached_metrics(
+                session, plan.key, self._validated_metrics(plan), hashes
+            ),
+        )
         misses = [i for i, h in enumerate(hashes) if h not in hits]
         metrics: list[dict[str, float]] = [dict(hits[h][1]) if h in hits else {} for h in hashes]
         latencies: list[MeasuredLatency] = []
@@ -331,13 +347,17 @@ def run_worker(
     log.info("worker %s started", worker_id)
     while not stop.is_set():
         try:
-            with transaction(factory) as session:
-                for reaped in queue.reap_stale_jobs(
+            reaped_jobs = in_transaction(
+                factory,
+                lambda session: queue.reap_stale_jobs(
                     session, settings.heartbeat_grace_s, settings.max_attempts
-                ):
-                    log.warning("reaped job %s from worker %s", reaped.job_id, reaped.worker_id)
-            with transaction(factory) as session:
-                job_id = queue.claim_next_job(session, worker_id)
+                ),
+            )
+            for reaped in reaped_jobs:
+                log.warning("reaped job %s from worker %s", reaped.job_id, reaped.worker_id)
+            job_id = in_transaction(
+                factory, lambda session: queue.claim_next_job(session, worker_id)
+            )
         except Exception:
             log.exception("worker %s could not reach the database; retrying", worker_id)
             stop.wait(settings.poll_interval_s)
