@@ -18,4 +18,5 @@ RUN useradd --create-home hwnas && mkdir -p /data && chown hwnas /data
 USER hwnas
 VOLUME ["/data"]
 EXPOSE 8000
+# 0.0.0.0 needs authentication on: docker run -e HWNAS_ADMIN_TOKEN=… (docs/security.md).
 CMD ["hwnas", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -13,11 +13,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import agents, dashboard, devices, health, jobs, latency_tables, supernets
+from service.api import (
+    agents,
+    dashboard,
+    devices,
+    health,
+    jobs,
+    latency_tables,
+    supernets,
+    tokens,
+)
+from service.api.auth import auth_enabled
 from service.api.error_responses import COMMON as COMMON_ERRORS
 from service.api.overload import ConcurrencyLimit
 from service.api.schemas.common import HealthOut
@@ -44,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = _open_read_path(app, settings)
+        _log_auth_mode(app.state.session_factory, settings)
         stop = threading.Event()
         worker_thread = None
         if settings.embedded_worker:
@@ -64,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Hardware-aware neural architecture search as a service.",
         lifespan=lifespan,
     )
-    for router in (health.router, supernets.router, devices.router, jobs.router):
+    for router in (health.router, supernets.router, devices.router, jobs.router, tokens.router):
         app.include_router(router, responses=COMMON_ERRORS)
     app.include_router(latency_tables.router, responses=COMMON_ERRORS)
     app.include_router(agents.router, responses=COMMON_ERRORS)
@@ -105,6 +117,19 @@ def _open_read_path(app: FastAPI, settings: Settings) -> Engine:
         status="ok", database=engine.dialect.name, schema_revision=app.state.schema_revision
     ).model_dump_json()
     return engine
+
+
+def _log_auth_mode(factory: sessionmaker[Session], settings: Settings) -> None:
+    with factory() as session:
+        enabled = auth_enabled(settings, session)
+    if enabled:
+        log.info("authentication on: every /v1 route needs a bearer token (docs/security.md)")
+    else:
+        log.warning(
+            "authentication OFF (open mode): no HWNAS_ADMIN_TOKEN and no API token, so every /v1 "
+            "route but the agents' is open to whoever reaches this port; "
+            "`hwnas tokens create --scope admin` turns authentication on"
+        )
 
 
 class UnexpectedErrorAsJson:
@@ -200,7 +225,9 @@ def _error(status_code: int, code: str, detail: str) -> JSONResponse:
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return _error(exc.status_code, exc.code, exc.detail)
+    response = _error(exc.status_code, exc.code, exc.detail)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _database_busy(_request: Request, _exc: Exception) -> JSONResponse:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A device agent's bearer token: long enough not to be guessed, printable ASCII without spaces
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     # The former single token for every device: refused at start-up (it let any agent act for
     # any device); kept as a field only to say so.
     agent_token: str | None = Field(default=None, repr=False)
+    # Accepted as an admin bearer token: bootstraps the first admin (then `hwnas tokens create`).
+    # Setting it, or creating any API token, turns authentication on (see docs/security.md).
+    admin_token: SecretStr | None = Field(default=None, repr=False)
     agent_lease_s: float = Field(default=60.0, gt=0)
     agent_task_max_attempts: int = Field(default=5, ge=1)
     agent_wait_timeout_s: float = Field(default=3600.0, gt=0)
@@ -77,8 +81,6 @@ class Settings(BaseSettings):
     @field_validator("agent_tokens")
     @classmethod
     def _check_agent_tokens(cls, tokens: dict[str, str]) -> dict[str, str]:
-        import re
-
         for device, token in tokens.items():
             if not re.fullmatch(AGENT_TOKEN_PATTERN, token):
                 raise ValueError(
@@ -88,6 +90,13 @@ class Settings(BaseSettings):
         if len(set(tokens.values())) != len(tokens):
             raise ValueError("HWNAS_AGENT_TOKENS gives two devices the same token")
         return tokens
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not re.fullmatch(r"[!-~]{16,200}", token.get_secret_value()):
+            raise ValueError("HWNAS_ADMIN_TOKEN must be 16..200 printable ASCII characters")
+        return token
 
     @model_validator(mode="after")
     def _no_shared_agent_token(self) -> Settings:

@@ -8,6 +8,7 @@ class DomainError(Exception):
 
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] = {}  # noqa: RUF012  (read-only: sent with the error)
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -27,6 +28,21 @@ class ConflictError(DomainError):
 class InvalidInputError(DomainError):
     status_code = 422
     code = "invalid_input"
+
+
+class UnauthorizedError(DomainError):
+    """No usable bearer token: none sent, unknown, expired or revoked."""
+
+    status_code = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012
+
+
+class ForbiddenError(DomainError):
+    """A usable token whose scope does not cover this route."""
+
+    status_code = 403
+    code = "forbidden"
 
 
 class LostLeaseError(RuntimeError):

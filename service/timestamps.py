@@ -8,10 +8,10 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 
-def _as_utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """Database times are UTC; SQLite hands them back without a zone."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # e.g. 2026-12-02T15:00:00Z
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]

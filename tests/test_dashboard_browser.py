@@ -1,5 +1,6 @@
 """The dashboard in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)
-against a real `hwnas serve` (uvicorn, embedded worker, SQLite) running a real job.
+against a real `hwnas serve` (uvicorn, embedded worker, SQLite) running a real job, with
+authentication on: the pages hold the admin token in localStorage, as a user's browser would.
 
 Screenshots go to $HWNAS_SCREENSHOT_DIR (docs/img for docs/dashboard.md) or the test's tmp dir.
 """
@@ -20,14 +21,17 @@ import pytest
 from service_processes import FAST_HOST, Server, service_env, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
+TOKEN = "dashboard-admin-token-0123456789"
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("dashboard")
-    server = Server(service_env(data_dir, heartbeat_interval_s="0.5"), data_dir / "server.log")
+    env = service_env(data_dir, heartbeat_interval_s="0.5", admin_token=TOKEN)
+    server = Server(env, data_dir / "server.log")
     client = server.client
+    client.headers["Authorization"] = f"Bearer {TOKEN}"
     supernet = client.post("/v1/supernets", json={"name": "mbv3-digits", "family": "mbv3-digits"})
     assert supernet.status_code == 201, supernet.text
     host = {"name": "host", "kind": "host", "descriptor": FAST_HOST}
@@ -48,12 +52,14 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, server: Server) -> Iterator[Any]:
-    """A fresh page on the server that records console errors; none may occur."""
+    """A fresh page on the server, holding the token, that records console errors; none may
+    occur."""
     context = browser.new_context(
         base_url=f"http://127.0.0.1:{server.port}",
         viewport={"width": 1400, "height": 1000},
         accept_downloads=True,
     )
+    context.add_init_script(f"localStorage.setItem('hwnas.token', {json.dumps(TOKEN)})")
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -181,7 +187,7 @@ def test_live_job_page_hover_select_and_downloads(page: Any, server: Server, tmp
 def page_front(page: Any) -> list[dict[str, Any]]:
     """The front the page holds, in the order it writes it."""
     job = page.evaluate("location.hash.split('/')[2]")
-    return page.evaluate(f"fetch('/v1/dashboard/jobs/{job}/plot').then((r) => r.json())")["front"]
+    return page.evaluate(f"hwnas.api('/v1/dashboard/jobs/{job}/plot')")["front"]  # with the token
 
 
 def test_jobs_list_shows_and_filters(page: Any, server: Server, tmp_path: Path):
@@ -251,3 +257,22 @@ def test_supernets_and_devices_pages(page: Any, server: Server, tmp_path: Path):
     page.wait_for_selector("main h1:text('Devices') ~ table")
     text = page.inner_text("main table")
     assert "host" in text and "yes" in text and "none" in text  # no latency table yet
+
+
+def test_the_token_comes_from_the_field_or_the_url_once(browser: Any, server: Server) -> None:
+    context = browser.new_context(base_url=f"http://127.0.0.1:{server.port}")
+    page = context.new_page()
+    page.goto("/#/devices")
+    page.wait_for_selector("p.error")
+    assert "unauthorized" in page.inner_text("p.error")
+    assert "enter an API token" in page.inner_text("p.error")
+    page.fill("#token", TOKEN)
+    page.click("#token-save")
+    page.wait_for_selector("table")
+    assert "host" in page.inner_text("#main")
+    page.evaluate("localStorage.clear()")
+    page.goto(f"/?token={TOKEN}#/supernets")
+    page.wait_for_selector("#supernet-detail .panel")
+    assert TOKEN not in page.url and page.url.endswith("/#/supernets")
+    assert page.evaluate("localStorage.getItem('hwnas.token')") == TOKEN
+    context.close()

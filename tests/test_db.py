@@ -33,6 +33,7 @@ TABLES = {
     "measurement_tasks",
     "latency_tables",
     "latency_table_entries",
+    "api_tokens",
 }
 
 

@@ -8,10 +8,11 @@ body can be valid JSON of the right shape and still name a supernet that is not 
 by design; the detail says what to fix). Each operation is a subtest, so one run reports every
 failing operation, each failure with its curl command.
 
-The server holds rows that the generated requests can reach (id 1 is a boundary value): a
-supernet, a host, an agent and a lut-only device, a latency table with a calibration, a finished
-job with candidates, a queued job and a measurement task. It runs with no worker, so generated
-jobs stay queued and the test measures the API, not searches.
+Auth is on (HWNAS_ADMIN_TOKEN): generated requests carry the admin token, agent routes the agent
+device's token. The server holds rows that the generated requests can reach (id 1 is a boundary
+value): a supernet, a host, an agent and a lut-only device, a latency table with a calibration, a
+finished job with candidates, a queued job and a measurement task. It runs with no worker, so
+generated jobs stay queued and the test measures the API, not searches.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from service.latency.tasks import enqueue
 from service.supernets.elastic_mbv3 import ArchSpec
 
 AGENT_TOKEN = "schemathesis-agent-token-0123"
+ADMIN_TOKEN = "schemathesis-admin-token-0123"
 SHIPPED_TABLES = Path(__file__).parents[1] / "latency_tables" / "data"
 # Fuzzed cases per operation; the coverage phase adds its boundary cases on top.
 MAX_EXAMPLES = 30
@@ -68,10 +70,12 @@ def api(
         data_dir,
         url,
         agent_tokens=f"edge={AGENT_TOKEN}",
+        admin_token=ADMIN_TOKEN,
         checkpoint_dir=str(Path(random_checkpoint).parent),
         poll_interval_s="0.2",
     )
     server = Server(env, data_dir / "server.log", worker=False)
+    server.client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
     try:
         _store_reachable_rows(server, env, random_checkpoint, data_dir)
         yield server
@@ -132,9 +136,9 @@ def _store_reachable_rows(
 
 @pytest.fixture
 def auth_headers() -> dict[str, str]:
-    """Headers every generated request to a non-agent route carries: the place for a bearer
-    token once every /v1 route wants one (issue 19.1); none today."""
-    return {}
+    """Headers every generated request to a non-agent route carries: the admin's bearer token
+    (auth is on: the server has HWNAS_ADMIN_TOKEN)."""
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture

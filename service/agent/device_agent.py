@@ -83,19 +83,20 @@ class DeviceAgent:
 
     def resolve_device(self) -> int:
         """The id of the device named `self.device`; refuses anything but an agent device."""
-        response = self.client.get("/v1/devices")
+        response = self.client.get("/v1/agent/device")
+        if response.status_code in (401, 403, 404):
+            raise AgentSetupError(f"device {self.device!r}: {_detail(response)}")
         response.raise_for_status()
-        found = [d for d in response.json() if d["name"] == self.device]
-        if not found:
+        found = response.json()
+        if found["name"] != self.device:
             raise AgentSetupError(
-                f"the server has no device named {self.device!r}; register it with "
-                'POST /v1/devices {"name": …, "kind": "agent", "descriptor": {…}}'
+                f"this token is the agent token of device {found['name']!r}, not of {self.device!r}"
             )
-        if found[0]["kind"] != "agent":
+        if found["kind"] != "agent":
             raise AgentSetupError(
-                f"device {self.device!r} is a {found[0]['kind']} device, not an agent device"
+                f"device {self.device!r} is a {found['kind']} device, not an agent device"
             )
-        self.device_id = int(found[0]["id"])
+        self.device_id = int(found["id"])
         return self.device_id
 
     def claim(self) -> dict[str, Any]:

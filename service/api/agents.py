@@ -1,70 +1,44 @@
-"""Device agents: claim measurement tasks, download a task's ONNX model, post its result.
+"""Device agents: find their device, claim measurement tasks, download a task's ONNX model,
+post its result.
 
-Every endpoint here wants `Authorization: Bearer <token>` with the token of the device the task
-belongs to (`HWNAS_AGENT_TOKENS=device=token,…`); another device's token gets 403, and without
-configured tokens the agent endpoints are closed (401). Tokens are compared in constant time and
-never logged.
+Every endpoint here wants `Authorization: Bearer <token>` with an agent token of the device the
+task belongs to: one of `HWNAS_AGENT_TOKENS=device=token,…` or an API token of scope
+`agent:DEVICE` (`hwnas tokens create`); no token is 401, any other token 403 (`service.api.auth`).
 """
 
 from __future__ import annotations
 
-import hmac
-from typing import Annotated
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter, Depends, Request, Response
-
+from service.api.auth import AGENT_ONLY, AgentDevice
 from service.api.deps import DbId, SessionDep
 from service.api.error_responses import errors
-from service.api.schemas.latency import ClaimIn, ClaimOut, FailureIn, ResultIn, ResultOut, TaskOut
+from service.api.schemas.latency import (
+    AgentDeviceOut,
+    ClaimIn,
+    ClaimOut,
+    FailureIn,
+    ResultIn,
+    ResultOut,
+    TaskOut,
+)
 from service.catalog import devices as device_catalog
 from service.catalog import supernets as supernet_catalog
 from service.catalog.artifacts import subnet_onnx_file
 from service.db.models import Device, MeasurementTask
-from service.errors import ConflictError, DomainError
+from service.errors import ConflictError, ForbiddenError
 from service.latency import tasks
 
-router = APIRouter(prefix="/v1", tags=["agents"])
-
-
-class AgentAuthError(DomainError):
-    status_code = 401
-    code = "unauthorized"
-
-
-class WrongDeviceTokenError(DomainError):
-    status_code = 403
-    code = "forbidden"
+router = APIRouter(prefix="/v1", tags=["agents"], dependencies=[AGENT_ONLY])
 
 
 class NotAnAgentDeviceError(ConflictError):
     code = "not_an_agent_device"
 
 
-def _agent_device(request: Request) -> str:
-    """The device the presented agent token belongs to; 401 when it belongs to none."""
-    tokens: dict[str, str] = request.app.state.settings.agent_tokens
-    if not tokens:
-        raise AgentAuthError(
-            "agent endpoints are closed: the server has no HWNAS_AGENT_TOKENS configured"
-        )
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    # Header values arrive as latin-1 text; compare bytes so any character is just a mismatch.
-    given = presented.strip().encode("utf-8", "surrogateescape")
-    matched = None
-    for device, token in tokens.items():  # every token compared: the time says nothing
-        if hmac.compare_digest(given, token.encode()):
-            matched = device
-    if scheme.lower() != "bearer" or matched is None:
-        raise AgentAuthError("send your device's agent token as 'Authorization: Bearer <token>'")
-    return matched
-
-
-AgentDevice = Annotated[str, Depends(_agent_device)]
-
-
 def _check_scope(token_device: str, device: Device) -> None:
     if token_device != device.name:
-        raise WrongDeviceTokenError(
+        raise ForbiddenError(
             f"this agent token is for device {token_device!r}, not for device {device.name!r}"
         )
 
@@ -73,6 +47,18 @@ def _task_of_device(session: SessionDep, task_id: int, token_device: str) -> Mea
     task = tasks.get_task(session, task_id)
     _check_scope(token_device, device_catalog.get_device(session, task.device_id))
     return task
+
+
+@router.get("/agent/device", response_model=AgentDeviceOut, responses=errors(401, 403, 404))
+def agent_own_device(session: SessionDep, agent: AgentDevice) -> AgentDeviceOut:
+    """The device this agent token acts for, so an agent needs no read token to find its id."""
+    device = device_catalog.find_device(session, agent)
+    if device is None:
+        raise device_catalog.UnknownDeviceError(
+            f"the server has no device named {agent!r}; register it with "
+            'POST /v1/devices {"name": …, "kind": "agent", "descriptor": {…}}'
+        )
+    return AgentDeviceOut(id=device.id, name=device.name, kind=device.kind)
 
 
 @router.post(

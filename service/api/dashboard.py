@@ -13,13 +13,16 @@ from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from service.api.auth import requires
 from service.api.deps import DbId, SessionDep
 from service.api.error_responses import errors
 from service.dashboard import STATIC_DIR
 from service.jobs import sampling
 from service.jobs.views import CandidateOut
 
-router = APIRouter(prefix="/v1/dashboard", tags=["dashboard"])
+router = APIRouter(
+    prefix="/v1/dashboard", tags=["dashboard"], dependencies=[requires(write="admin")]
+)
 pages = APIRouter(include_in_schema=False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from sqlalchemy.orm import Session
 
+from service.api.auth import requires
 from service.api.deps import SessionDep
 from service.api.error_responses import errors
 from service.api.schemas.catalog import DeviceIn, DeviceOut
@@ -12,7 +13,7 @@ from service.catalog import devices as device_catalog
 from service.db.models import Device
 from service.latency import sources as latency_sources
 
-router = APIRouter(prefix="/v1/devices", tags=["devices"])
+router = APIRouter(prefix="/v1/devices", tags=["devices"], dependencies=[requires(write="admin")])
 
 
 def _out(session: Session, row: Device) -> DeviceOut:

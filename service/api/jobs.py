@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from service.api.auth import requires
 from service.api.deps import MAX_DB_ID, DbId, SessionDep, read_in_thread
 from service.api.error_responses import errors
 from service.api.schemas.jobs import JobIn
@@ -19,7 +20,7 @@ from service.jobs.fronts import FrontCache
 from service.jobs.specs import check_job_request
 from service.jobs.views import CandidatePageOut, JobOut, ParetoOut
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[requires(write="submit")])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut, responses=errors(413))

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from service.api.auth import requires
 from service.api.deps import DbId, SessionDep
 from service.api.error_responses import errors
 from service.api.schemas.latency import LatencyTableDetailOut, LatencyTableOut
@@ -14,7 +15,11 @@ from service.catalog import devices as device_catalog
 from service.db.models import Device, DeviceLatencyTable
 from service.latency import tables as latency_tables
 
-router = APIRouter(prefix="/v1/devices/{device_id}/latency-tables", tags=["latency tables"])
+router = APIRouter(
+    prefix="/v1/devices/{device_id}/latency-tables",
+    tags=["latency tables"],
+    dependencies=[requires(write="admin")],
+)
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {

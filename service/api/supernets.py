@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from service.api.auth import requires
 from service.api.checkpoint_form import FILE_FIELD, InvalidFormError, ReceivedForm, receive_form
 from service.api.deps import DbId, SessionDep
 from service.api.error_responses import errors
@@ -27,7 +28,9 @@ from service.catalog import supernets as supernet_catalog
 from service.db.models import Supernet
 from service.supernets.space import SearchSpace
 
-router = APIRouter(prefix="/v1/supernets", tags=["supernets"])
+router = APIRouter(
+    prefix="/v1/supernets", tags=["supernets"], dependencies=[requires(write="admin")]
+)
 
 _REGISTER_BODY: dict[str, Any] = {
     "requestBody": {

@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "service.cli.search",
     "service.cli.agent",
     "service.cli.client_commands",
+    "service.cli.tokens",
 )
 
 

@@ -70,7 +70,9 @@ def run_demo(
     server = start_server(data_dir, port, out_dir / "server.log")
     print(f"service starting on http://127.0.0.1:{port} (data in {data_dir}, log in {out_dir})")
     try:
-        with Client(f"http://127.0.0.1:{port}") as client:
+        # The server inherits this environment: with HWNAS_ADMIN_TOKEN set, authentication is on.
+        admin_token = os.environ.get("HWNAS_ADMIN_TOKEN")
+        with Client(f"http://127.0.0.1:{port}", token=admin_token) as client:
             wait_healthy(client, server, 120)
             return _search(client, budget, out_dir, macs_max, timeout_s, checkpoint)
     finally:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from service.config import Settings
 
@@ -27,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         help="API processes (uvicorn workers; PostgreSQL only). Each runs an embedded search "
         "worker unless --no-worker",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve a non-loopback address even without authentication (open to the network)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -61,9 +70,6 @@ def _logging() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from service.app import create_app
     from service.db.engine import upgrade_database
 
     _logging()
@@ -84,6 +90,21 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if url.startswith("sqlite"):  # the embedded default: first run creates the file via alembic
         upgrade_database(url)
+    refusal = open_to_network(settings, args.host)
+    if refusal and not args.insecure:
+        print(f"error: {refusal}; or pass --insecure to serve it open anyway", file=sys.stderr)
+        return 2
+    if refusal:
+        log.warning("--insecure: %s", refusal)
+    _run_uvicorn(settings, args)
+    return 0
+
+
+def _run_uvicorn(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from service.app import create_app
+
     serving = {
         "host": args.host,
         "port": args.port,
@@ -95,16 +116,41 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if args.workers == 1:
         uvicorn.run(create_app(settings), **serving)
-        return 0
+        return
     if args.no_worker:  # the worker processes build their own Settings from the environment
         os.environ["HWNAS_EMBEDDED_WORKER"] = "false"
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        workers=args.workers,
-        **serving,
+    uvicorn.run("service.app:create_app", factory=True, workers=args.workers, **serving)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def open_to_network(settings: Settings, host: str) -> str | None:
+    """Why serving on `host` would expose an unauthenticated API; None when it would not."""
+    if is_loopback(host):
+        return None
+    from service.api.auth import auth_enabled
+    from service.db.engine import check_schema_current, make_engine
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        check_schema_current(engine)
+        with Session(engine) as session:
+            if auth_enabled(settings, session):
+                return None
+    finally:
+        engine.dispose()
+    return (
+        f"refusing to serve {host} without authentication: anyone reaching the port could "
+        "register, submit, cancel and read everything. Set HWNAS_ADMIN_TOKEN or create a token "
+        "(`hwnas tokens create --scope admin`)"
     )
-    return 0
 
 
 def _worker(_args: argparse.Namespace) -> int:

@@ -287,3 +287,22 @@ class LatencyTableEntry(Base):
     median_ms: Mapped[float | None] = mapped_column(Float)
     p90_ms: Mapped[float | None] = mapped_column(Float)
     cv: Mapped[float | None] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    """A bearer token of the API (see `service.auth.tokens`): only its SHA-256 is stored, with a
+    short non-secret prefix to recognise it in listings. Revoked tokens are kept, so revoking
+    the last one never turns the server open again."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # admin | submit | read | agent:DEVICE
+    scope: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

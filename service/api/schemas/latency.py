@@ -60,6 +60,12 @@ class TaskOut(BaseModel):
         return f"/v1/tasks/{self.id}/model.onnx"
 
 
+class AgentDeviceOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+
+
 class ClaimOut(BaseModel):
     device_id: int
     device: str

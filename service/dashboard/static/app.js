@@ -3,14 +3,68 @@
 
 const hwnas = (window.hwnas = { pages: {}, timers: [] });
 
+// The API token (docs/security.md): kept in localStorage, sent as a bearer token on every /v1
+// call; `/?token=…` stores one and takes it out of the address bar (and so out of the history).
+const TOKEN_KEY = "hwnas.token";
+hwnas.token = () => localStorage.getItem(TOKEN_KEY) || "";
+hwnas.setToken = function (token) {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+};
+(function takeTokenFromUrl() {
+  const url = new URL(location.href);
+  if (!url.searchParams.has("token")) return;
+  hwnas.setToken(url.searchParams.get("token"));
+  url.searchParams.delete("token");
+  history.replaceState(null, "", url.pathname + url.search + url.hash);
+})();
+
+hwnas.fetch = function (path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (hwnas.token()) headers.authorization = `Bearer ${hwnas.token()}`;
+  return fetch(path, { ...options, headers });
+};
+
 hwnas.api = async function (path) {
-  const response = await fetch(path, { headers: { accept: "application/json" } });
+  const response = await hwnas.fetch(path, { headers: { accept: "application/json" } });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    throw new Error(`${body.error || response.status}: ${body.detail || response.statusText}`);
+    const hint = response.status === 401 || response.status === 403 ? " (enter an API token above)" : "";
+    throw new Error(`${body.error || response.status}: ${body.detail || response.statusText}${hint}`);
   }
   return body;
 };
+
+// Links to /v1 files (`<a download href=…>`) are fetched with the token and saved from a blob:
+// a plain link cannot send the Authorization header.
+document.addEventListener("click", async (event) => {
+  const link = event.target.closest && event.target.closest("a[download]");
+  if (!link || !link.getAttribute("href").startsWith("/v1/")) return;
+  event.preventDefault();
+  const response = await hwnas.fetch(link.getAttribute("href"));
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    return hwnas.fail(new Error(`${body.error || response.status}: ${body.detail || response.statusText}`));
+  }
+  const saver = hwnas.h("a", { href: URL.createObjectURL(await response.blob()), download: link.download });
+  document.body.append(saver);
+  saver.click();
+  saver.remove();
+  setTimeout(() => URL.revokeObjectURL(saver.href), 60000);
+});
+
+function tokenField() {
+  const input = hwnas.h("input", {
+    id: "token",
+    type: "password",
+    placeholder: "API token",
+    autocomplete: "off",
+    value: hwnas.token(),
+  });
+  const save = () => (hwnas.setToken(input.value.trim()), route());
+  input.addEventListener("keydown", (e) => e.key === "Enter" && save());
+  return hwnas.h("span", { class: "token" }, input, hwnas.h("button", { id: "token-save", onclick: save }, "Use token"));
+}
 
 // h("td", {class: "num"}, "text", childNode): a DOM element; null/false children are skipped.
 hwnas.h = function (tag, attrs, ...children) {
@@ -232,4 +286,7 @@ async function route() {
 }
 
 window.addEventListener("hashchange", route);
-window.addEventListener("DOMContentLoaded", route);
+window.addEventListener("DOMContentLoaded", () => {
+  document.querySelector("header").append(tokenField());
+  route();
+});

@@ -116,7 +116,7 @@ function drawAll(state) {
 }
 
 async function cancel(state) {
-  await fetch(`/v1/jobs/${state.jobId}/cancel`, { method: "POST" });
+  await hwnas.fetch(`/v1/jobs/${state.jobId}/cancel`, { method: "POST" });
   await poll(state);
 }
 
