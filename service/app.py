@@ -7,9 +7,12 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -28,10 +31,18 @@ from service.api import (
 from service.api.auth import auth_enabled
 from service.api.error_responses import COMMON as COMMON_ERRORS
 from service.api.error_responses import errors
+from service.api.overload import ConcurrencyLimit
+from service.api.schemas.common import HealthOut
 from service.api.storable_text import StorableText
 from service.config import Settings
-from service.db.engine import check_schema_current, make_engine, make_session_factory
+from service.db.engine import (
+    check_schema_current,
+    head_revision,
+    make_engine,
+    make_session_factory,
+)
 from service.errors import DomainError
+from service.jobs.fronts import FrontCache
 
 log = logging.getLogger("hwnas.api")
 # Longest `detail` of a 422: enough to name every problem, never the whole input echoed back.
@@ -44,11 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.resolved_database_url, application_name="hwnas-api")
-        check_schema_current(engine)
-        app.state.settings = settings
-        app.state.engine = engine
-        app.state.session_factory = make_session_factory(engine)
+        engine = _open_read_path(app, settings)
         _log_auth_mode(app.state.session_factory, settings)
         stop = threading.Event()
         worker_thread = None
@@ -81,10 +88,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(StorableText)  # inside the size limit: it reads bounded bodies only
     app.add_middleware(BodySizeLimit, settings=settings)
     app.add_middleware(UnexpectedErrorAsJson)
+    app.add_middleware(
+        ConcurrencyLimit,
+        max_running=settings.max_concurrent_requests,
+        max_queued=settings.max_queued_requests,
+        queue_timeout_s=settings.queue_timeout_s,
+    )
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(PoolTimeoutError, _database_busy)
     return app
+
+
+def _open_read_path(app: FastAPI, settings: Settings) -> Engine:
+    """The engine (refused on an out-of-date schema), its sessions, the front cache and the
+    /health body. Each admitted request uses one thread and one connection at a time; the
+    embedded worker's two threads take their connections from the same pool."""
+    engine = make_engine(
+        settings.resolved_database_url,
+        pool_size=settings.max_concurrent_requests + 2,
+        application_name="hwnas-api",
+    )
+    check_schema_current(engine)
+    to_thread.current_default_thread_limiter().total_tokens = settings.max_concurrent_requests
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.front_cache = FrontCache()
+    app.state.schema_revision = head_revision(settings.resolved_database_url)
+    app.state.health_body = HealthOut(
+        status="ok", database=engine.dialect.name, schema_revision=app.state.schema_revision
+    ).model_dump_json()
+    return engine
 
 
 def _log_auth_mode(factory: sessionmaker[Session], settings: Settings) -> None:
@@ -195,6 +231,14 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     response = _error(exc.status_code, exc.code, exc.detail)
     response.headers.update(exc.headers)
+    return response
+
+
+async def _database_busy(_request: Request, _exc: Exception) -> JSONResponse:
+    """Every pooled connection stayed busy for the pool's timeout: ask the client to come back."""
+    detail = "the server is at capacity (no database connection free); retry after 1 s"
+    response = _error(503, "overloaded", detail)
+    response.headers["Retry-After"] = "1"
     return response
 
 

@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     max_latency_table_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
     # Every other request body (JSON) is refused with 413 past this size.
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Serving (service/api/overload.py): requests running at once per process (the thread pool
+    # and the database pool are sized to it), how many more may wait and for how long before a
+    # 503 with Retry-After; idle keep-alive kept well past clients' reuse window (httpx 5 s,
+    # browsers ~60 s) so the server never closes a connection a client is about to reuse; and
+    # how long a stopping server lets in-flight requests finish.
+    max_concurrent_requests: int = Field(default=40, ge=1, le=1000)
+    max_queued_requests: int = Field(default=1000, ge=0)
+    queue_timeout_s: float = Field(default=10.0, gt=0)
+    keep_alive_s: int = Field(default=75, ge=1)
+    graceful_shutdown_s: int = Field(default=30, ge=1)
 
     @field_validator("agent_tokens", mode="before")
     @classmethod

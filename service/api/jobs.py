@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from service.api.auth import requires
-from service.api.deps import MAX_DB_ID, DbId, SessionDep
+from service.api.deps import MAX_DB_ID, DbId, SessionDep, read_in_thread
 from service.api.error_responses import errors
 from service.api.schemas.jobs import JobIn
 from service.catalog import supernets as supernet_catalog
 from service.catalog.artifacts import subnet_onnx_file
 from service.jobs import queue, results
+from service.jobs.fronts import FrontCache
 from service.jobs.specs import check_job_request
 from service.jobs.views import CandidatePageOut, JobOut, ParetoOut
 
@@ -39,8 +43,9 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=errors(404))
-def show_job(job_id: DbId, session: SessionDep) -> JobOut:
-    return results.job_out(session, queue.get_job(session, job_id))
+async def show_job(job_id: DbId, request: Request) -> Response:
+    job = await read_in_thread(request, lambda s: results.job_out(s, queue.get_job(s, job_id)))
+    return _json(job)
 
 
 @router.post(
@@ -53,34 +58,79 @@ def cancel_job(job_id: DbId, session: SessionDep) -> JobOut:
     return results.job_out(session, queue.request_cancel(session, job_id))
 
 
-@router.get("/{job_id}/pareto", response_model=ParetoOut, responses=errors(404))
-def pareto_front(job_id: DbId, session: SessionDep) -> ParetoOut:
-    return results.pareto_out(session, job_id)
+@router.get(
+    "/{job_id}/pareto",
+    response_model=ParetoOut,
+    responses={
+        304: {"description": "The front named by If-None-Match is still current"},
+        **errors(404),
+    },
+)
+async def pareto_front(job_id: DbId, request: Request) -> Response:
+    """The front, built once per job version and served with its `ETag`; send it back in
+    `If-None-Match` to get a bodiless 304 while the front is unchanged."""
+    cache: FrontCache = request.app.state.front_cache
+    wanted = request.headers.get("if-none-match")
+
+    def read(session: Session) -> tuple[str, bytes | None]:
+        etag = cache.etag(session, job_id)
+        if wanted is not None and _etag_matches(wanted, etag):
+            return etag, None
+        return etag, cache.front(session, job_id, etag).body
+
+    etag, body = await read_in_thread(request, read)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if body is None:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison against an If-None-Match list (or `*`)."""
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
 
 
 @router.get("/{job_id}/candidates", response_model=CandidatePageOut, responses=errors(404))
-def list_candidates(
+async def list_candidates(
     job_id: DbId,
-    session: SessionDep,
+    request: Request,
     after: Annotated[
         int, Query(ge=0, le=MAX_DB_ID, description="Return candidates with id > after")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> CandidatePageOut:
-    return results.candidate_page(session, job_id, after, limit)
-
-
-@router.get("/{job_id}/export", responses={200: {"content": {"text/csv": {}}}, **errors(404)})
-def export_job(
-    job_id: DbId, session: SessionDep, format: Literal["csv", "json"] = "json"
 ) -> Response:
+    """A keyset page: pass the page's `next_after` as `after` for the next one."""
+    page = await read_in_thread(request, lambda s: results.candidate_page(s, job_id, after, limit))
+    return _json(page)
+
+
+@router.get(
+    "/{job_id}/export",
+    responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **errors(404)},
+)
+async def export_job(
+    job_id: DbId, request: Request, format: Literal["csv", "json"] = "json"
+) -> Response:
+    """Every candidate, streamed a page at a time (a 100,000-candidate job is never held in
+    memory whole)."""
+    await read_in_thread(request, lambda s: queue.get_job(s, job_id))  # a 404 before streaming
+    factory = request.app.state.session_factory
     if format == "csv":
-        return Response(
-            results.export_csv(session, job_id),
+        return StreamingResponse(
+            results.export_csv_chunks(factory, job_id),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'},
         )
-    return Response(results.export_json(session, job_id), media_type="application/json")
+    return StreamingResponse(
+        results.export_json_chunks(factory, job_id), media_type="application/json"
+    )
+
+
+def _json(model: BaseModel) -> Response:
+    """A pydantic body serialised straight to bytes (pydantic-core), skipping FastAPI's
+    re-validation through `response_model` (kept on the route for the OpenAPI schema)."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 @router.get(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,6 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
         "--no-worker", action="store_true", help="API only; run `hwnas worker` processes instead"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes (uvicorn workers; PostgreSQL only). Each runs an embedded search "
+        "worker unless --no-worker",
     )
     serve.add_argument(
         "--insecure",
@@ -62,9 +70,6 @@ def _logging() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from service.app import create_app
     from service.db.engine import upgrade_database
 
     _logging()
@@ -72,6 +77,17 @@ def _serve(args: argparse.Namespace) -> int:
     if args.no_worker:
         settings = settings.model_copy(update={"embedded_worker": False})
     url = settings.resolved_database_url
+    if args.workers < 1:
+        log.error("--workers must be 1 or more")
+        return 2
+    if args.workers > 1 and url.startswith("sqlite"):
+        log.error(
+            "--workers %d needs PostgreSQL: SQLite takes one writer at a time and each process "
+            "would hold its own file handle and embedded worker. Set HWNAS_DATABASE_URL="
+            "postgresql+psycopg://… (and run `hwnas db upgrade`), or serve one process",
+            args.workers,
+        )
+        return 2
     if url.startswith("sqlite"):  # the embedded default: first run creates the file via alembic
         upgrade_database(url)
     refusal = open_to_network(settings, args.host)
@@ -80,8 +96,30 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if refusal:
         log.warning("--insecure: %s", refusal)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    _run_uvicorn(settings, args)
     return 0
+
+
+def _run_uvicorn(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from service.app import create_app
+
+    serving = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "info",
+        # Longer than any client keeps an idle connection for reuse: closing one a client is
+        # sending on resets it (the client sees ReadError / "server disconnected").
+        "timeout_keep_alive": settings.keep_alive_s,
+        "timeout_graceful_shutdown": settings.graceful_shutdown_s,
+    }
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), **serving)
+        return
+    if args.no_worker:  # the worker processes build their own Settings from the environment
+        os.environ["HWNAS_EMBEDDED_WORKER"] = "false"
+    uvicorn.run("service.app:create_app", factory=True, workers=args.workers, **serving)
 
 
 def is_loopback(host: str) -> bool:

@@ -41,25 +41,33 @@ class SchemaOutOfDateError(RuntimeError):
     """The database is not at the migrations' head revision."""
 
 
-def make_engine(url: str, *, pooled: bool = True, application_name: str = "hwnas") -> Engine:
+def make_engine(
+    url: str, *, pooled: bool = True, pool_size: int = 10, application_name: str = "hwnas"
+) -> Engine:
     """An engine; SQLite gets WAL, a busy timeout and foreign keys, and its directory created.
     PostgreSQL connections are named `application_name` in pg_stat_activity and checked before
-    each use (`pool_pre_ping`), so one the server dropped while idle is replaced, not used."""
+    each use (`pool_pre_ping`), so one the server dropped while idle is replaced, not used.
+
+    `pool_size` connections are kept, and a few more opened when busy; the API passes its
+    concurrency limit, so a request it admits never waits on a connection held by a request
+    that itself waits (for a thread, say)."""
+    pool: dict[str, Any] = (
+        {"pool_size": pool_size, "max_overflow": 4} if pooled else {"poolclass": NullPool}
+    )
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        in_memory = not path or path == ":memory:"  # one shared connection: no pool arguments
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
-            **({} if pooled else {"poolclass": NullPool}),
+            **({} if in_memory else pool),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     named = {"connect_args": {"application_name": application_name}}
-    if not pooled:
-        return create_engine(url, poolclass=NullPool, **named)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **named)
+    return create_engine(url, pool_pre_ping=pooled, **pool, **named)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -6,11 +6,11 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import (
     Candidate,
@@ -77,14 +77,17 @@ def candidates_out(session: Session, candidates: Sequence[Candidate]) -> list[Ca
             ).where(MetricValue.candidate_id.in_(ids))
         )
         kinds: dict[str, str] = dict(session.execute(select(Device.name, Device.kind)).all())
+        # A page holds a few distinct (metric, source) pairs: each is parsed once, not per row.
+        described: dict[tuple[str, str], tuple[str | None, str | None]] = {}
         for candidate_id, metric, value, source in rows:
+            if (metric, source) not in described:
+                described[metric, source] = (
+                    MetricName.parse(metric).device,
+                    latency_method(metric, source, kinds),
+                )
+            device, method = described[metric, source]
             metrics[candidate_id][metric] = MetricOut.model_validate(
-                {
-                    "value": value,
-                    "device": MetricName.parse(metric).device,
-                    "source": source,
-                    "method": latency_method(metric, source, kinds),
-                }
+                {"value": value, "device": device, "source": source, "method": method}
             )
     return [
         CandidateOut.model_validate(c).model_copy(update={"metrics": metrics.get(c.id, {})})
@@ -165,17 +168,6 @@ def get_candidate(session: Session, job_id: int, candidate_id: int) -> Candidate
     return candidate
 
 
-def iter_all_candidates(session: Session, job_id: int) -> Iterator[CandidateOut]:
-    get_job(session, job_id)
-    after = 0
-    while True:
-        page = candidate_page(session, job_id, after, EXPORT_BATCH)
-        yield from page.items
-        if page.next_after is None:
-            return
-        after = page.next_after
-
-
 def _ofa_form_of(session: Session, job: Job) -> Callable[[dict[str, Any]], Any] | None:
     """The converter to OFA's dict form of the job's supernet, if its family has one."""
     supernet = session.get(Supernet, job.supernet_id)
@@ -185,44 +177,113 @@ def _ofa_form_of(session: Session, job: Job) -> Callable[[dict[str, Any]], Any] 
     return lambda config: ofa_form(family, config, space)
 
 
-def export_json(session: Session, job_id: int) -> str:
-    """The job and every candidate; an OFA family's candidates carry `ofa_config` beside
-    `config` (OFA/DyNAS-T's dict form of the same network)."""
-    row = get_job(session, job_id)
-    job = job_out(session, row)
-    to_ofa = _ofa_form_of(session, row)
-    items = [c.model_dump() for c in iter_all_candidates(session, job_id)]
-    if to_ofa is not None:
-        items = [{**item, "ofa_config": to_ofa(item["config"])} for item in items]
-    return json.dumps({"job": job.model_dump(mode="json"), "candidates": items})
+def export_json_chunks(factory: sessionmaker[Session], job_id: int) -> Iterator[bytes]:
+    """`{"job": …, "candidates": […]}` in pieces, a page of candidates at a time, on a session
+    of its own (the request's is closed once the response starts). An OFA family's candidates
+    carry `ofa_config` beside `config` (OFA/DyNAS-T's dict form of the same network)."""
+    with factory() as session:
+        row = get_job(session, job_id)
+        to_ofa = _ofa_form_of(session, row)
+        yield b'{"job":' + job_out(session, row).model_dump_json().encode() + b',"candidates":['
+        separator = b""
+        for page in _pages(session, job_id):
+            if to_ofa is None:
+                items = [c.model_dump_json().encode() for c in page]
+            else:
+                items = [
+                    json.dumps({**c.model_dump(), "ofa_config": to_ofa(c.config)}).encode()
+                    for c in page
+                ]
+            yield separator + b",".join(items)
+            separator = b","
+        yield b"]}"
 
 
-def export_csv(session: Session, job_id: int) -> str:
-    """One row per candidate: ids, provenance, every metric (with its source) and the config
-    (and, for an OFA family, its OFA form in `ofa_config`)."""
-    to_ofa = _ofa_form_of(session, get_job(session, job_id))
-    items = list(iter_all_candidates(session, job_id))
-    metric_names = sorted({m for c in items for m in c.metrics})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    header = ["candidate_id", "iteration", "origin", "pareto_role", "config_hash"]
-    header += metric_names + [f"{m}_source" for m in metric_names] + ["config"]
-    header += ["ofa_config"] if to_ofa is not None else []
-    writer.writerow(header)
-    for c in items:
-        values = [c.metrics[m].value if m in c.metrics else "" for m in metric_names]
-        sources = [c.metrics[m].source if m in c.metrics else "" for m in metric_names]
-        writer.writerow(
+def export_csv_chunks(factory: sessionmaker[Session], job_id: int) -> Iterator[bytes]:
+    """One row per candidate: ids, provenance, every metric (with its source), the config (and,
+    for an OFA family, its OFA form in `ofa_config`); a page at a time, on a session of its own."""
+    with factory() as session:
+        to_ofa = _ofa_form_of(session, get_job(session, job_id))
+        metric_names = sorted(
+            session.scalars(
+                select(MetricValue.metric)
+                .join(Candidate, Candidate.id == MetricValue.candidate_id)
+                .where(Candidate.job_id == job_id)
+                .distinct()
+            )
+        )
+        header = ["candidate_id", "iteration", "origin", "pareto_role", "config_hash"]
+        header += metric_names + [f"{m}_source" for m in metric_names] + ["config"]
+        header += ["ofa_config"] if to_ofa is not None else []
+        yield _csv_rows([header])
+        after: int | None = 0
+        while after is not None:
+            rows, after = _csv_page(session, job_id, after, metric_names, to_ofa)
+            yield _csv_rows(rows)
+
+
+def _pages(session: Session, job_id: int) -> Iterator[list[CandidateOut]]:
+    after = 0
+    while True:
+        page = candidate_page(session, job_id, after, EXPORT_BATCH)
+        if page.items:
+            yield page.items
+        if page.next_after is None:
+            return
+        after = page.next_after
+
+
+def _csv_page(
+    session: Session,
+    job_id: int,
+    after: int,
+    metric_names: list[str],
+    to_ofa: Callable[[dict[str, Any]], Any] | None,
+) -> tuple[list[list[Any]], int | None]:
+    """The CSV rows of one keyset page, read as plain rows (no views: the export is the one
+    read that touches every candidate) and the `after` of the next page (None at the end)."""
+    candidates = session.execute(
+        select(
+            Candidate.id,
+            Candidate.iteration,
+            Candidate.origin,
+            Candidate.pareto_role,
+            Candidate.config_hash,
+            Candidate.config,
+        )
+        .where(Candidate.job_id == job_id, Candidate.id > after)
+        .order_by(Candidate.id)
+        .limit(EXPORT_BATCH)
+    ).all()
+    values: dict[int, dict[str, tuple[float, str]]] = defaultdict(dict)
+    if candidates:
+        metric_rows = session.execute(
+            select(
+                MetricValue.candidate_id, MetricValue.metric, MetricValue.value, MetricValue.source
+            ).where(MetricValue.candidate_id.in_([c.id for c in candidates]))
+        )
+        for candidate_id, metric, value, source in metric_rows:
+            values[candidate_id][metric] = (value, source)
+    rows = []
+    for c in candidates:
+        known = values[c.id]
+        rows.append(
             [
                 c.id,
                 c.iteration,
                 c.origin,
                 c.pareto_role or "",
                 c.config_hash,
-                *values,
-                *sources,
+                *(known[m][0] if m in known else "" for m in metric_names),
+                *(known[m][1] if m in known else "" for m in metric_names),
                 json.dumps(c.config, sort_keys=True),
                 *([json.dumps(to_ofa(c.config))] if to_ofa is not None else []),
             ]
         )
-    return buffer.getvalue()
+    return rows, candidates[-1].id if len(candidates) == EXPORT_BATCH else None
+
+
+def _csv_rows(rows: Iterable[list[Any]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode()
