@@ -13,6 +13,10 @@ the hypervolume after each validation in the order they were stored, on one fixe
 count at which a run reaches 95 % of the synchronous local run's final hypervolume.
 
     .venv/bin/python -m benchmarks.scale_out [--budget 20] [--seed 0] [--out FILE]
+
+`--store-rate DATABASE_URL` instead times what the database takes per finished validation (one
+`store_validations` transaction: candidate, metric values, cache rows, the lease-guarded progress
+update) and per told round (`store_round`), for the 64-GPU plan in docs/scale-out.md.
 """
 
 from __future__ import annotations
@@ -126,6 +130,46 @@ def validations_to(target: float, trajectory: list[float]) -> int | None:
     return next((n for n, hv in enumerate(trajectory, 1) if hv >= target), None)
 
 
+def store_rate(url: str, n: int = 300) -> None:
+    """Seconds per `store_validations` / `store_round` transaction on `url` (a migrated DB)."""
+    from service.jobs.evaluations import CacheKey, Validated, store_round, store_validations
+    from service.search.records import Evaluation, FrontResult, IterationRecord
+
+    factory = make_session_factory(make_engine(url))
+    with transaction(factory) as session:
+        supernet = supernet_catalog.register_supernet(
+            session, f"store-rate-{time.time_ns()}", "mbv3-digits", None
+        )
+        request = JobIn(supernet=supernet.name, objectives=["accuracy:max", "macs:min"], budget=n)
+        checked = check_job_request(session, request)
+        job_id = queue.create_job(session, supernet.id, checked.spec.to_json(), n).id
+    with transaction(factory) as session:
+        assert queue.claim_next_job(session, "store-rate") == job_id
+    key = CacheKey(supernet.id, supernet.dataset)
+    started = time.perf_counter()
+    for i in range(n):
+        evaluation = Evaluation(
+            {"i": i},
+            f"{time.time_ns():x}{i}",
+            {"accuracy": 90.0, "macs": 1e6, "params": 2e5},
+            1,
+            "linas",
+        )
+        validated = Validated([evaluation], {evaluation.config_hash}, i + 1)
+        with transaction(factory) as session:
+            store_validations(session, job_id, "store-rate", key, {}, validated)
+    per_validation = (time.perf_counter() - started) / n
+    started = time.perf_counter()
+    for iteration in range(50):
+        record = IterationRecord(iteration, 0.5, 10, n, {}, 0.1, 8)
+        with transaction(factory) as session:
+            store_round(session, job_id, "store-rate", record, FrontResult([], True, [], 0.5), n)
+    per_round = (time.perf_counter() - started) / 50
+    print(f"load average {os.getloadavg()}")
+    print(f"store_validations: {1000 * per_validation:.1f} ms each ({1 / per_validation:.0f}/s)")
+    print(f"store_round (front of {n} candidates): {1000 * per_round:.1f} ms each")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=20)
@@ -134,7 +178,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs the in-process Ray may use")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--store-rate", metavar="DATABASE_URL", default=None)
     args = parser.parse_args()
+    if args.store_rate:
+        store_rate(args.store_rate)
+        return
     import ray
 
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
