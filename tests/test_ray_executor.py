@@ -17,15 +17,16 @@ from typing import Any
 import factories
 import pytest
 import ray
-from service_processes import hwnas, service_env, wait_for
+from service_processes import FAST_HOST, hwnas, service_env, wait_for
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.schemas.jobs import JobIn
 from service.catalog import supernets as supernet_catalog
+from service.catalog.devices import create_device
 from service.config import Settings
 from service.db.engine import make_engine, make_session_factory, transaction, upgrade_database
-from service.db.models import Candidate, EvaluationCacheEntry, Job
+from service.db.models import Candidate, EvaluationCacheEntry, Job, LatencyMeasurement
 from service.evaluation.ray_executor import RayExecutor
 from service.jobs import queue
 from service.jobs.specs import check_job_request
@@ -228,3 +229,36 @@ def test_sigkilled_worker_while_ray_holds_its_batch_loses_and_repeats_nothing(
     assert set(_cached_accuracy(factory, job_id)) == set(hashes)
     job = _job(factory, job_id)
     assert (job.status, job.attempts, job.validations_used) == ("succeeded", 2, budget)
+
+
+def test_host_latency_is_measured_on_its_own_actor(
+    ray_address: str, random_checkpoint: str, migrated_sqlite_url: str
+) -> None:
+
+    factory = _setup(migrated_sqlite_url, random_checkpoint)
+    with transaction(factory) as session:
+        create_device(session, "host", "host", dict(FAST_HOST))
+    job_id = _submit(
+        factory,
+        objectives=["accuracy:max", "latency@host:min"],
+        tactic="random",
+        budget=2,
+        initial_size=2,
+        batch_size=2,
+    )
+    settings = Settings(
+        database_url=migrated_sqlite_url, executor="ray", ray_accuracy_actors=1, **FAST
+    )
+    runner, claimed = _claimed_runner(factory, settings, "test:3:latency")
+    try:
+        assert runner.run(claimed) == "succeeded"
+        executor = next(iter(runner.executors.values()))
+        assert isinstance(executor, RayExecutor)
+        tries = {kind: dict(counts) for kind, counts in executor.tries.items()}
+    finally:
+        runner.close()
+    stored = {h for h, _ in _stored(factory, job_id)}
+    with transaction(factory) as session:
+        measured = session.scalars(select(LatencyMeasurement.config_hash)).all()
+    assert len(stored) == 2 and sorted(measured) == sorted(stored)
+    assert tries == {"accuracy": dict.fromkeys(stored, 1), "latency": dict.fromkeys(stored, 1)}
