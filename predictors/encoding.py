@@ -82,6 +82,15 @@ class ConfigEncoder:
         names.extend(f"space[{i}]" for i in range(self._n_space))
         return names
 
+    def columns_without_space_features(self) -> list[int] | None:
+        """Indices of every column but the space's own features; None when it has none."""
+        if not self._n_space:
+            return None
+        n_base = len(self.base_feature_names())
+        first_space = n_base - self._n_space
+        n_all = n_base + self.n_caller_features
+        return [*range(first_space), *range(n_base, n_all)]
+
     @property
     def n_caller_features(self) -> int:
         """How many columns `features(config)` adds (0 without it; known after a transform)."""

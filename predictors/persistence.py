@@ -63,8 +63,11 @@ def untrusted_types(path: str | Path) -> list[str]:
     return sorted(set(sio.get_untrusted_types(file=Path(path))) - TRUSTED_TYPES)
 
 
-def load_predictor(path: str | Path, *, features: ConfigFeatures | None = None) -> PredictorFit:
-    """Load a predictor saved by `save_predictor`; pass the same `features` it was fitted with."""
+def load_predictor(
+    path: str | Path, *, features: ConfigFeatures | None = None, space: SearchSpace | None = None
+) -> PredictorFit:
+    """Load a predictor saved by `save_predictor`; pass the same `features` it was fitted with,
+    and the space itself when its class gives features of its own (the file stores only genes)."""
     refused = untrusted_types(path)
     if refused:
         raise UntrustedPredictorFile(f"{path} holds types a predictor never contains: {refused}")
@@ -78,8 +81,10 @@ def load_predictor(path: str | Path, *, features: ConfigFeatures | None = None) 
     if (encoding["caller_features"] is None) != (features is None):
         needed = "needs" if features is None else "was fitted without"
         raise ValueError(f"{path} {needed} the caller's features(config) callable")
+    if space is not None and space.to_json() != meta["space"]:
+        raise ValueError(f"{path} was fitted on another search space than the one given")
     encoder = ConfigEncoder(
-        SearchSpace.from_json(meta["space"]),
+        space if space is not None else SearchSpace.from_json(meta["space"]),
         encoding=encoding["encoding"],
         derived=encoding["derived"],
         features=features,
@@ -93,6 +98,7 @@ def load_predictor(path: str | Path, *, features: ConfigFeatures | None = None) 
         fit_seconds=float(info["fit_seconds"]),
         random_state=int(info["random_state"]),
         candidate_scores={k: _scores_from_json(v) for k, v in info["candidates"].items()},
+        feature_set=info.get("feature_set", "all"),
     )
 
 

@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import RegressorMixin
+from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
 from predictors.candidates import (
@@ -47,6 +49,12 @@ BLAS_THREADS = 1
 PREDICTION_BITS = 20
 # CV τ differences below 5e-5 are no decision (one swapped pair moves τ by 2e-4 at 100 samples).
 TAU_DECIMALS = 4
+# Every column, or every column but the space's own features ("name@genes" in the scores).
+FEATURE_SETS = ("all", "genes")
+
+
+def _variant_key(name: str, feature_set: str) -> str:
+    return name if feature_set == FEATURE_SETS[0] else f"{name}@{feature_set}"
 
 
 def round_significant(values: ArrayLike, bits: int = PREDICTION_BITS) -> np.ndarray:
@@ -72,6 +80,7 @@ class PredictorFit:
     fit_seconds: float
     random_state: int = 0
     candidate_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    feature_set: str = FEATURE_SETS[0]
 
     @property
     def gives_std(self) -> bool:
@@ -105,6 +114,7 @@ class PredictorFit:
             "fit_seconds": round(self.fit_seconds, 4),
             "random_state": self.random_state,
             "gives_std": self.gives_std,
+            "feature_set": self.feature_set,
             "encoding": self.encoder.to_json(),
             "candidates": {
                 name: _finite_or_none(scores) for name, scores in self.candidate_scores.items()
@@ -187,11 +197,30 @@ def fit_predictor(
     X = encoder.transform(configs)
 
     n_trend = encoder.n_caller_features
-    oof = out_of_fold_predictions(names, X, target, random_state, n_trend)
-    candidate_scores = {name: rank_quality(target, pred) for name, pred in oof.items()}
-    best = max(names, key=lambda n: round(candidate_scores[n]["kendall_tau"], TAU_DECIMALS))
+    # A space's own features (a cell's path encoding) can help one metric and drown another
+    # (accuracy vs latency on NAS-Bench-201, docs/predictors.md): each candidate is also tried
+    # without them, and cross-validation decides.
+    kept = encoder.columns_without_space_features()
+    variants: dict[str, list[int] | None] = {FEATURE_SETS[0]: None}
+    if kept is not None:
+        variants[FEATURE_SETS[1]] = kept
+    candidate_scores: dict[str, dict[str, float]] = {}
+    for feature_set, columns in variants.items():
+        X_set = X if columns is None else X[:, columns]
+        oof = out_of_fold_predictions(names, X_set, target, random_state, n_trend)
+        for name, pred in oof.items():
+            candidate_scores[_variant_key(name, feature_set)] = rank_quality(target, pred)
+    best_key = max(
+        candidate_scores, key=lambda k: round(candidate_scores[k]["kendall_tau"], TAU_DECIMALS)
+    )
+    best, _, best_set = best_key.partition("@")
+    best_set = best_set or FEATURE_SETS[0]
 
     estimator = build_candidate(best, random_state, n_trend)
+    columns = variants[best_set]
+    if columns is not None:
+        keep = ColumnTransformer([(best_set, "passthrough", columns)])
+        estimator = make_pipeline(keep, estimator)
     with warnings.catch_warnings(), threadpool_limits(BLAS_THREADS):
         warnings.simplefilter("ignore", ConvergenceWarning)
         estimator.fit(X, target)
@@ -199,9 +228,10 @@ def fit_predictor(
         model_name=best,
         estimator=estimator,
         encoder=encoder,
-        scores=candidate_scores[best],
+        scores=candidate_scores[best_key],
         n_train=len(target),
         fit_seconds=time.perf_counter() - started,
         random_state=random_state,
         candidate_scores=candidate_scores,
+        feature_set=best_set,
     )

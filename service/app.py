@@ -105,14 +105,15 @@ class RequestTooLargeError(StarletteHTTPException):
 
 class BodySizeLimit:
     """413 for a body past HWNAS_MAX_REQUEST_BYTES, told by Content-Length or counted as it
-    arrives. Latency-table uploads check their own, larger limit (HWNAS_MAX_LATENCY_TABLE_BYTES).
+    arrives. Uploads check their own, larger limits: latency tables (HWNAS_MAX_LATENCY_TABLE_BYTES)
+    and multipart checkpoint uploads to /v1/supernets (HWNAS_MAX_CHECKPOINT_BYTES).
     """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app, self.limit = app, settings.max_request_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/").endswith("/latency-tables"):
+        if scope["type"] != "http" or _limits_itself(scope):
             await self.app(scope, receive, send)
             return
         detail = f"request bodies are limited to {self.limit} bytes (HWNAS_MAX_REQUEST_BYTES)"
@@ -132,6 +133,14 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+def _limits_itself(scope: Scope) -> bool:
+    path = scope["path"].rstrip("/")
+    if path.endswith("/latency-tables"):
+        return True
+    content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
+    return path == "/v1/supernets" and content_type.startswith(b"multipart/form-data")
 
 
 def _error(status_code: int, code: str, detail: str) -> JSONResponse:

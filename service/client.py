@@ -3,6 +3,8 @@
     from service.client import Client
     with Client("http://127.0.0.1:8000") as hw:
         hw.register_supernet("mbv3-digits", "mbv3-digits")
+        hw.register_supernet("mbv3", "ofa-mbv3-w1.0", checkpoint_path="ofa_mbv3_w1.0.pth",
+                             data={"image_folder": "imagenet-val", "calibration_images": 2000})
         job = hw.submit_job("mbv3-digits", ["accuracy:max", "macs:min"], budget=20)
         job.wait(progress=True)
         for point in job.pareto().points: ...
@@ -14,6 +16,7 @@ service's own views (`service.jobs.views`, `service.api.schemas`), so they stay 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,10 +91,30 @@ class Client:
     # Supernets, devices, latency tables
 
     def register_supernet(
-        self, name: str, family: str, checkpoint: str | None = None
+        self,
+        name: str,
+        family: str,
+        checkpoint: str | None = None,
+        checkpoint_path: str | Path | None = None,
+        data: dict[str, Any] | None = None,
     ) -> SupernetDetailOut:
-        body = {"name": name, "family": family, "checkpoint": checkpoint}
-        return SupernetDetailOut.model_validate(self._json("POST", "/v1/supernets", json=body))
+        """`checkpoint` names a file inside the server's checkpoint directory; `checkpoint_path`
+        is a local file uploaded (streamed, multipart). `data`: image folder options (names
+        inside the server's image directory), as the API's `data` object."""
+        if checkpoint is not None and checkpoint_path is not None:
+            raise ValueError("give checkpoint (a name on the server) or checkpoint_path, not both")
+        if checkpoint_path is None:
+            body = {"name": name, "family": family, "checkpoint": checkpoint, "data": data}
+            body = {k: v for k, v in body.items() if v is not None}
+            return SupernetDetailOut.model_validate(self._json("POST", "/v1/supernets", json=body))
+        path = Path(checkpoint_path)
+        fields = {"name": name, "family": family}
+        if data is not None:
+            fields["data"] = json.dumps(data)
+        with path.open("rb") as handle:  # httpx reads it in chunks as it sends
+            files = {"checkpoint": (path.name, handle, "application/octet-stream")}
+            answer = self._json("POST", "/v1/supernets", data=fields, files=files)
+        return SupernetDetailOut.model_validate(answer)
 
     def supernets(self) -> list[SupernetOut]:
         return [SupernetOut.model_validate(s) for s in self._json("GET", "/v1/supernets")]

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # Client-given checkpoints are names inside this directory (default <data_dir>/checkpoints).
     checkpoint_dir: Path | None = None
     max_checkpoint_bytes: int = Field(default=1024**3, ge=1)
+    # Image folders (and listing files) named at registration live inside this directory
+    # (default <data_dir>/images).
+    image_dir: Path | None = None
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_grace_s: float = Field(default=20.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
@@ -113,3 +116,13 @@ class Settings(BaseSettings):
     def resolved_checkpoint_dir(self) -> Path:
         """`HWNAS_CHECKPOINT_DIR`: where client-given checkpoint names are resolved."""
         return (self.checkpoint_dir or self.data_dir / "checkpoints").resolve()
+
+    @property
+    def resolved_image_dir(self) -> Path:
+        """`HWNAS_IMAGE_DIR`: where image folders named at registration are resolved."""
+        return (self.image_dir or self.data_dir / "images").resolve()
+
+    @property
+    def uploaded_checkpoint_dir(self) -> Path:
+        """Where uploaded checkpoints are kept, each named by its sha256."""
+        return self.artifact_dir / "checkpoints"

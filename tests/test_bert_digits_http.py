@@ -1,13 +1,17 @@
 """Over real HTTP (`hwnas serve`, embedded worker, SQLite): a search job on the built-in
-bert-digits, its shipped checkpoint, measured onnxruntime latency and a MACs constraint."""
+bert-digits, its shipped checkpoint uploaded as a multipart form (a BERT-layout state dict, as a
+user's own would be), measured onnxruntime latency and a MACs constraint."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from service_processes import FAST_HOST, Server, service_env, wait_for
+
+from service.supernets.bert_digits import DEFAULT_CHECKPOINT
 
 
 @pytest.fixture
@@ -19,8 +23,15 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 def test_a_search_job_on_bert_digits_over_http(server: Server) -> None:
     client = server.client
-    supernet = client.post("/v1/supernets", json={"name": "bert", "family": "bert-digits"})
+    content = DEFAULT_CHECKPOINT.read_bytes()
+    supernet = client.post(
+        "/v1/supernets",
+        data={"name": "bert", "family": "bert-digits"},
+        files={"checkpoint": ("bert_digits.pt", content, "application/octet-stream")},
+    )
     assert supernet.status_code == 201, supernet.text
+    assert supernet.json()["checkpoint_sha256"] == hashlib.sha256(content).hexdigest()
+    assert supernet.json()["checkpoint_uri"].startswith(str(server.data_dir / "artifacts"))
     low, high = supernet.json()["exact_ranges"]["macs"]
     host = {"name": "host", "kind": "host", "descriptor": FAST_HOST}
     assert client.post("/v1/devices", json=host).status_code == 201

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from ofa_checkpoints import image_folder, ofa_checkpoint
 
 from latency_tables import estimate_latency, read_ofa_yaml
 from service.search.engine import run_search
@@ -29,35 +28,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def ofa_checkpoint(path: Path) -> Path:
-    """Random weights under the key names and shapes of OFA's released w1.2 checkpoint."""
-    generator = torch.Generator().manual_seed(0)
-    state: dict[str, torch.Tensor] = {}
-    for line in (DATA / "ofa_mbv3_w1.2_state_dict.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, shape_text = line.split()
-            shape = () if shape_text == "-" else tuple(int(d) for d in shape_text.split("x"))
-            if key.endswith("num_batches_tracked"):
-                state[key] = torch.tensor(0)
-            elif key.endswith(("running_var", "bn.weight")):
-                state[key] = torch.rand(shape, generator=generator) + 0.5
-            else:
-                state[key] = torch.randn(shape, generator=generator) * 0.1
-    torch.save({"state_dict": state}, path)
-    return path
-
-
-def image_folder(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for c, name in enumerate(("n01440764", "n01443537")):  # labelled 0 and 1, as ImageNet's
-        (root / name).mkdir(parents=True)
-        for i in range(3):
-            pixels = rng.integers(0, 256, (40 + 7 * i, 48, 3), dtype=np.uint8)
-            pixels[..., c] = 255
-            Image.fromarray(pixels).save(root / name / f"{i}.JPEG")
-    return root
 
 
 def test_search_on_ofa_mbv3_runs_to_a_front(tmp_path: Path) -> None:

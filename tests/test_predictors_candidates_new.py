@@ -104,3 +104,57 @@ def test_selection_picks_a_nonlinear_model_for_a_nonlinear_target():
     y = [float((c["g0"] - 1.5) ** 2 * (c["g1"] - 1.5) ** 2) for c in configs]
     fit = fit_predictor(space, configs, y, candidates=["ridge", "svr", "random_forest"])
     assert fit.model_name != "ridge"
+
+
+class _NoisyFeatureSpace(SearchSpace):
+    """Forty features that are noise: a fixed pseudo-random vector per config."""
+
+    def features(self, config):
+        seed = sum(int(config[g.name]) * 4**i for i, g in enumerate(self.genes))
+        return np.random.default_rng(seed).normal(size=40).tolist()
+
+
+def _linear_target(configs):
+    return [float(c["g0"] + 2 * c["g1"] - c["g2"] + 0.5 * c["g3"]) for c in configs]
+
+
+def test_selection_drops_space_features_that_only_add_noise():
+    space = _NoisyFeatureSpace(tuple(Gene(f"g{i}", (0, 1, 2, 3)) for i in range(4)))
+    configs = space.sample(np.random.default_rng(0), 60)
+    fit = fit_predictor(space, configs, _linear_target(configs), candidates=["ridge"])
+    assert fit.feature_set == "genes"
+    assert set(fit.candidate_scores) == {"ridge", "ridge@genes"}
+    held_out = space.sample(np.random.default_rng(1), 200)
+    tau = kendalltau(_linear_target(held_out), fit.predict(held_out))[0]
+    assert tau > 0.95
+
+
+def test_selection_keeps_space_features_that_carry_the_signal():
+    space = _PairSpace(tuple(Gene(n, (0, 1, 2, 3, 4)) for n in ("a", "b")))
+    configs = space.sample(np.random.default_rng(0), 60)
+    y = [float(c["a"] == c["b"]) + 0.01 * c["a"] for c in configs]
+    fit = fit_predictor(space, configs, y, candidates=["ridge"])
+    assert fit.feature_set == "all"
+
+
+def test_a_space_without_features_is_fitted_once_per_candidate():
+    space = SearchSpace(tuple(Gene(f"g{i}", (0, 1, 2, 3)) for i in range(4)))
+    configs = space.sample(np.random.default_rng(0), 40)
+    fit = fit_predictor(space, configs, _linear_target(configs), candidates=["ridge", "svr"])
+    assert set(fit.candidate_scores) == {"ridge", "svr"} and fit.feature_set == "all"
+
+
+def test_a_genes_only_fit_keeps_its_std_and_survives_saving(tmp_path):
+    from predictors.persistence import load_predictor, save_predictor
+
+    space = _NoisyFeatureSpace(tuple(Gene(f"g{i}", (0, 1, 2, 3)) for i in range(4)))
+    configs = space.sample(np.random.default_rng(0), 60)
+    fit = fit_predictor(space, configs, _linear_target(configs), candidates=["gp"])
+    assert fit.feature_set == "genes"
+    held_out = space.sample(np.random.default_rng(1), 20)
+    std = fit.predict_std(held_out)
+    assert std is not None and np.all(std > 0)
+    save_predictor(fit, tmp_path / "p.skops")
+    loaded = load_predictor(tmp_path / "p.skops", space=space)
+    assert loaded.feature_set == "genes"
+    np.testing.assert_array_equal(loaded.predict(held_out), fit.predict(held_out))

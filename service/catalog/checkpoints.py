@@ -20,6 +20,7 @@ from service.errors import InvalidInputError
 # A name, or a short relative path below the directory; well under any file system's PATH_MAX.
 MAX_CHECKPOINT_NAME = 1024
 _SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 class InvalidCheckpointError(InvalidInputError):
@@ -116,3 +117,46 @@ def load_failure(family: str, name: str, exc: BaseException) -> InvalidCheckpoin
     if len(text) > 600:
         text = text[:600] + "…"
     return InvalidCheckpointError(f"checkpoint {name[:200]!r} of family {family!r}: {what}: {text}")
+
+
+def check_weights_only(path: Path, family: str, name: str) -> None:
+    """422 unless `torch.load(weights_only=True)` reads the file as a dict of tensors (a state
+    dict, or one under "state_dict"): an upload is never unpickled any other way, whatever its
+    family's loader does next."""
+    import torch
+
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if not head.startswith((_ZIP_MAGIC, b"\x80")):
+        what = "is empty" if not head else f"starts with {head!r}"
+        raise InvalidCheckpointError(
+            f"checkpoint {name[:200]!r} of family {family!r}: it is not a torch checkpoint: it "
+            f"{what}, where torch.save writes a zip archive (or, before torch 1.6, a pickle)"
+        )
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file it cannot read
+        raise load_failure(family, name, exc) from exc
+    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
+    if not isinstance(state, dict) or not state:
+        raise InvalidCheckpointError(
+            f"checkpoint {name[:200]!r} of family {family!r} holds {type(loaded).__name__}, not "
+            "a state dict (torch.save(model.state_dict(), file), or {'state_dict': …})"
+        )
+    others = sorted(str(k) for k, v in state.items() if not isinstance(v, torch.Tensor))
+    if others:
+        raise InvalidCheckpointError(
+            f"checkpoint {name[:200]!r} of family {family!r}: its state dict holds values that "
+            f"are not tensors under {others[:10]} ({len(others)} keys)"
+        )
+
+
+def keep_upload(received: Path, directory: Path, sha256: str) -> tuple[Path, bool]:
+    """Move an uploaded file to `<sha256>.pt` in `directory`; (path, whether it is new). The
+    same bytes uploaded twice are kept once."""
+    target = directory / f"{sha256}.pt"
+    if target.exists():
+        received.unlink(missing_ok=True)
+        return target.resolve(), False
+    os.replace(received, target)
+    return target.resolve(), True

@@ -75,6 +75,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         area_list.set_defaults(handler=_run(handler))
 
 
+def add_supernet_register(commands: argparse._SubParsersAction) -> None:
+    """`hwnas supernet register`: beside the local `hwnas supernet` commands, against a server."""
+    command = commands.add_parser(
+        "register",
+        parents=[_common()],
+        help="register a supernet on a server, uploading its checkpoint file",
+    )
+    command.add_argument("name", help="the supernet's name on the server")
+    command.add_argument("family", help="its family, e.g. ofa-mbv3-w1.0")
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--checkpoint-file", type=Path, help="a local checkpoint file to upload")
+    where.add_argument("--checkpoint", help="a checkpoint's name in the server's checkpoint dir")
+    command.add_argument("--image-folder", help="image folder's name in the server's image dir")
+    command.add_argument("--calibration-folder", help="separate calibration images (same dir)")
+    command.add_argument("--calibration-images", type=int, help="BN calibration images (2000)")
+    command.add_argument("--evaluation-images", type=int, help="at most this many to evaluate")
+    command.add_argument("--data-seed", type=int, help="seed of the drawn splits")
+    command.add_argument("--resolutions", help="comma-separated, e.g. 224 (a table's resolution)")
+    command.set_defaults(handler=_run(_supernet_register))
+
+
+def _supernet_register(client: Client, args: argparse.Namespace) -> int:
+    data = {
+        "image_folder": args.image_folder,
+        "calibration_folder": args.calibration_folder,
+        "calibration_images": args.calibration_images,
+        "evaluation_images": args.evaluation_images,
+        "seed": args.data_seed,
+        "resolutions": [int(r) for r in args.resolutions.split(",")] if args.resolutions else None,
+    }
+    data = {k: v for k, v in data.items() if v is not None}
+    supernet = client.register_supernet(
+        args.name,
+        args.family,
+        checkpoint=args.checkpoint,
+        checkpoint_path=args.checkpoint_file,
+        data=data or None,
+    )
+    row = supernet.model_dump(mode="json")
+    row["macs"], row["params"] = row["exact_ranges"].get("macs"), row["exact_ranges"].get("params")
+    columns = ("id", "name", "family", "dataset", "checkpoint_sha256", "n_genes", "macs", "params")
+    emit(args.format, row, [row], columns)
+    return 0
+
+
 def _register_submit(commands: argparse._SubParsersAction, common: Any) -> None:
     submit = commands.add_parser("submit", parents=[common], help="queue a search job")
     submit.add_argument("--supernet", required=True, help="name of a registered supernet")

@@ -1,5 +1,6 @@
-"""`hwnas supernet train | baseline | report | cost`: reproduce the built-in checkpoint, describe a
-supernet, or count the exact costs of configs."""
+"""`hwnas supernet train | baseline | report | cost | register`: reproduce the built-in checkpoint,
+describe a supernet, count the exact costs of configs, or register one on a server (uploading its
+checkpoint; `service.cli.client_commands`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from service.cli.client_commands import add_supernet_register
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cost.add_argument("--configs", type=Path, required=True, help="JSON configs, one a line")
     cost.add_argument("--checkpoint", default=None, help="weights (costs do not depend on them)")
     cost.set_defaults(handler=_cost)
+    add_supernet_register(commands)
 
 
 def _train_bert(args: argparse.Namespace) -> int:

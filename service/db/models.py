@@ -80,6 +80,9 @@ class Supernet(Base):
     search_space: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     # Exact metric ranges over the space, e.g. {"macs": [smallest, largest]}, to pick constraints.
     exact_ranges: Mapped[dict[str, list[float]]] = mapped_column(JSON)
+    # What the family was registered with beside its checkpoint (image folder, splits,
+    # resolutions; `service.supernets.data_options`); None for families with their own data.
+    data_options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = _now()
 
 

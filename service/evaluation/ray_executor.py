@@ -24,6 +24,7 @@ from service.evaluation.executor import Finished, Submitted
 from service.evaluation.latency import OnnxModel, measure_interleaved
 from service.evaluation.profile import DeviceProfile, LatencyStats
 from service.evaluation.validation import SubnetValidation, exact_metrics, input_shape, subnet_onnx
+from service.supernets.data_options import DataOptions
 
 log = logging.getLogger("hwnas.ray")
 Kind = Literal["accuracy", "latency"]
@@ -34,13 +35,15 @@ MAX_TRIES = 2  # a network whose actor died is re-queued once
 class AccuracyActor:
     """Holds one supernet and its evaluation data; validates accuracy and exact metrics."""
 
-    def __init__(self, family: str, checkpoint: str | None, threads: int) -> None:
+    def __init__(
+        self, family: str, checkpoint: str | None, options: DataOptions | None, threads: int
+    ) -> None:
         import torch
 
         from service.supernets.registry import load_supernet
 
         torch.set_num_threads(threads)
-        self.supernet = load_supernet(family, checkpoint)
+        self.supernet = load_supernet(family, checkpoint, options)
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, float]:
         canonical = self.supernet.canonical(config)
@@ -53,11 +56,15 @@ class LatencyActor:
     """Holds one supernet; measures host latency of one network on every host profile."""
 
     def __init__(
-        self, family: str, checkpoint: str | None, devices: Sequence[DeviceProfile]
+        self,
+        family: str,
+        checkpoint: str | None,
+        options: DataOptions | None,
+        devices: Sequence[DeviceProfile],
     ) -> None:
         from service.supernets.registry import load_supernet
 
-        self.supernet = load_supernet(family, checkpoint)
+        self.supernet = load_supernet(family, checkpoint, options)
         self.devices = list(devices)
 
     def measure(self, config: Mapping[str, Any]) -> dict[str, LatencyStats]:
@@ -102,10 +109,12 @@ class RayExecutor:
         self,
         family: str,
         checkpoint: str | None,
+        options: DataOptions | None = None,
         devices: Sequence[DeviceProfile] = (),
         pool: RayPool = RayPool(),
     ) -> None:
-        self.family, self.checkpoint, self.devices, self.pool = family, checkpoint, devices, pool
+        self.family, self.checkpoint, self.options = family, checkpoint, options
+        self.devices, self.pool = devices, pool
         self.kinds: tuple[Kind, ...] = ("accuracy", "latency") if devices else ("accuracy",)
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         self._gpus = pool.gpus_per_actor if has_gpu else 0.0
@@ -165,11 +174,13 @@ class RayExecutor:
             threads = max(1, int(self.pool.accuracy_cpus))
             options = {"num_cpus": self.pool.accuracy_cpus, "num_gpus": self._gpus}
             actor_class: Any = AccuracyActor  # ray.remote wraps the class; mypy sees the class
-            return actor_class.options(**options).remote(self.family, self.checkpoint, threads)
+            return actor_class.options(**options).remote(
+                self.family, self.checkpoint, self.options, threads
+            )
         cpus = max(d.threads for d in self.devices)
         latency_class: Any = LatencyActor
         return latency_class.options(num_cpus=cpus).remote(
-            self.family, self.checkpoint, list(self.devices)
+            self.family, self.checkpoint, self.options, list(self.devices)
         )
 
     def _dispatch(self) -> None:

@@ -6,13 +6,21 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db.models import Candidate, Device, Job, JobIteration, MetricValue, PredictorFit
+from service.db.models import (
+    Candidate,
+    Device,
+    Job,
+    JobIteration,
+    MetricValue,
+    PredictorFit,
+    Supernet,
+)
 from service.errors import NotFoundError
 from service.jobs.queue import get_job
 from service.jobs.views import (
@@ -24,6 +32,8 @@ from service.jobs.views import (
     ParetoOut,
 )
 from service.search.metrics import MetricName
+from service.supernets.config_forms import has_ofa_form, ofa_form
+from service.supernets.space import SearchSpace
 
 EXPORT_BATCH = 2000
 
@@ -166,20 +176,38 @@ def iter_all_candidates(session: Session, job_id: int) -> Iterator[CandidateOut]
         after = page.next_after
 
 
+def _ofa_form_of(session: Session, job: Job) -> Callable[[dict[str, Any]], Any] | None:
+    """The converter to OFA's dict form of the job's supernet, if its family has one."""
+    supernet = session.get(Supernet, job.supernet_id)
+    if supernet is None or not has_ofa_form(supernet.family):
+        return None
+    family, space = supernet.family, SearchSpace.from_json(supernet.search_space)
+    return lambda config: ofa_form(family, config, space)
+
+
 def export_json(session: Session, job_id: int) -> str:
-    job = job_out(session, get_job(session, job_id))
+    """The job and every candidate; an OFA family's candidates carry `ofa_config` beside
+    `config` (OFA/DyNAS-T's dict form of the same network)."""
+    row = get_job(session, job_id)
+    job = job_out(session, row)
+    to_ofa = _ofa_form_of(session, row)
     items = [c.model_dump() for c in iter_all_candidates(session, job_id)]
+    if to_ofa is not None:
+        items = [{**item, "ofa_config": to_ofa(item["config"])} for item in items]
     return json.dumps({"job": job.model_dump(mode="json"), "candidates": items})
 
 
 def export_csv(session: Session, job_id: int) -> str:
-    """One row per candidate: ids, provenance, every metric (with its source) and the config."""
+    """One row per candidate: ids, provenance, every metric (with its source) and the config
+    (and, for an OFA family, its OFA form in `ofa_config`)."""
+    to_ofa = _ofa_form_of(session, get_job(session, job_id))
     items = list(iter_all_candidates(session, job_id))
     metric_names = sorted({m for c in items for m in c.metrics})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     header = ["candidate_id", "iteration", "origin", "pareto_role", "config_hash"]
     header += metric_names + [f"{m}_source" for m in metric_names] + ["config"]
+    header += ["ofa_config"] if to_ofa is not None else []
     writer.writerow(header)
     for c in items:
         values = [c.metrics[m].value if m in c.metrics else "" for m in metric_names]
@@ -194,6 +222,7 @@ def export_csv(session: Session, job_id: int) -> str:
                 *values,
                 *sources,
                 json.dumps(c.config, sort_keys=True),
+                *([json.dumps(to_ofa(c.config))] if to_ofa is not None else []),
             ]
         )
     return buffer.getvalue()

@@ -47,8 +47,12 @@ class SearchEngine:
         exact_metrics: ExactMetricsFn | None = None,
         history: Sequence[Evaluation] = (),
         warm_start: Sequence[Evaluation] = (),
+        canonical: Callable[[Mapping[str, object]], Config] | None = None,
     ) -> None:
+        """`canonical`: the family's own (e.g. an OFA supernet's, which also reads OFA-form
+        configs), used on every config `tell` is given; the space's by default."""
         self.space = space
+        self._canonical = canonical or space.canonical
         self.spec = spec
         self.encoding = SpaceEncoding(space)
         check_algorithm_available(spec.algorithm_name)
@@ -128,11 +132,11 @@ class SearchEngine:
     def release(self, configs: Sequence[Mapping[str, object]]) -> None:
         """Forget in-flight networks that will never be told (their validation was lost)."""
         for config in configs:
-            self._pending.pop(row_key(self.encoding.row_of(self.space.canonical(config))), None)
+            self._pending.pop(row_key(self.encoding.row_of(self._canonical(config))), None)
 
     def preview(self, config: Mapping[str, object], measured: Mapping[str, float]) -> Evaluation:
         """The evaluation `tell` will record for this in-flight network (to store it first)."""
-        canonical = self.space.canonical(config)
+        canonical = self._canonical(config)
         key = row_key(self.encoding.row_of(canonical))
         origin = self._pending.get(key, "external")
         return Evaluation(
@@ -152,7 +156,7 @@ class SearchEngine:
             raise ValueError(f"got {len(configs)} configs but {len(metrics)} metric dicts")
         told: set[bytes] = set()
         for config, measured in zip(configs, metrics, strict=True):
-            canonical = self.space.canonical(config)
+            canonical = self._canonical(config)
             key = row_key(self.encoding.row_of(canonical))
             if key in self._known or key in told:
                 raise ValueError(

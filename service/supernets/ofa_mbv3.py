@@ -26,6 +26,7 @@ from torch import nn
 
 from service.supernets.accuracy import top1_accuracy
 from service.supernets.checksum import CheckpointError, sha256_of
+from service.supernets.data_options import UnsupportedResolutionError
 from service.supernets.image_folder import ImageSplits
 from service.supernets.ofa_config import (
     block_lists,
@@ -130,7 +131,9 @@ class OFAMobileNetV3Supernet:
         trained = RESOLUTIONS[family]
         chosen = tuple(sorted(resolutions)) if resolutions is not None else trained
         if not chosen or not set(chosen) <= set(trained):
-            raise ValueError(f"{family} takes resolutions from {list(trained)}, not {resolutions}")
+            raise UnsupportedResolutionError(
+                f"{family} takes resolutions from {list(trained)}, not {resolutions}"
+            )
         self.family = family
         self.arch = model.arch if model is not None else MBv3Arch(WIDTHS[family])
         self.space = ofa_search_space(

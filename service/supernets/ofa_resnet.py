@@ -29,6 +29,7 @@ from torch import nn
 
 from service.supernets.accuracy import top1_accuracy
 from service.supernets.checksum import sha256_of
+from service.supernets.data_options import UnsupportedResolutionError
 from service.supernets.image_folder import ImageSplits
 from service.supernets.ofa_layers import make_divisible
 from service.supernets.ofa_mbv3 import (
@@ -62,9 +63,9 @@ RESOLUTIONS = tuple(range(128, 225, 16))
 N_BLOCKS = sum(BASE_DEPTHS) + len(BASE_DEPTHS) * max(DEPTHS)
 
 
-def resnet_search_space() -> SearchSpace:
+def resnet_search_space(resolutions: Sequence[int] = RESOLUTIONS) -> SearchSpace:
     genes = [
-        Gene("resolution", RESOLUTIONS),
+        Gene("resolution", tuple(resolutions)),
         Gene("stem.depth", (0, 2)),
         Gene("stem.w0", (0, 1, 2)),
         Gene("stem.w2", (0, 1, 2)),
@@ -239,8 +240,20 @@ class OFAResNet50Supernet:
 
     family = FAMILY
 
-    def __init__(self, model: OFAResNet50 | None = None, data: ImageSplits | None = None) -> None:
-        self.space = resnet_search_space()
+    def __init__(
+        self,
+        model: OFAResNet50 | None = None,
+        data: ImageSplits | None = None,
+        resolutions: Sequence[int] | None = None,
+    ) -> None:
+        """`resolutions` restricts the resolution gene (e.g. to the one a latency table has)."""
+        chosen = tuple(sorted(resolutions)) if resolutions is not None else RESOLUTIONS
+        if not chosen or not set(chosen) <= set(RESOLUTIONS):
+            raise UnsupportedResolutionError(
+                f"{FAMILY} takes resolutions from {list(RESOLUTIONS)}, not {resolutions}"
+            )
+        self.resolutions = chosen
+        self.space = resnet_search_space(chosen)
         self._model = model.eval() if model is not None else None
         self.data = data
         self.dataset = data.name if data is not None else "imagenet"
@@ -277,7 +290,7 @@ class OFAResNet50Supernet:
 
     def all_layer_keys(self) -> list[str]:
         """Every op key of every sub-network at every resolution (what a full LUT covers)."""
-        return [key for r in RESOLUTIONS for key in all_keys_at(r)]
+        return [key for r in self.resolutions for key in all_keys_at(r)]
 
     def macs(self, config: Mapping[str, Any]) -> int:
         return sum(m for _, m, _ in plan_ops(self.plan(config)))
@@ -286,7 +299,7 @@ class OFAResNet50Supernet:
         return sum(p for _, _, p in plan_ops(self.plan(config)))
 
     def example_input(self, batch: int, config: Mapping[str, Any] | None = None) -> torch.Tensor:
-        size = self.plan(config).resolution if config is not None else max(RESOLUTIONS)
+        size = self.plan(config).resolution if config is not None else max(self.resolutions)
         return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
 
     def build_subnet(self, config: Mapping[str, Any], recalibrate: bool = True) -> nn.Module:
@@ -319,16 +332,18 @@ class OFAResNet50Supernet:
 
 
 def load_ofa_resnet50(
-    checkpoint: str | Path | None = None, data: ImageSplits | None = None
+    checkpoint: str | Path | None = None,
+    data: ImageSplits | None = None,
+    resolutions: Sequence[int] | None = None,
 ) -> OFAResNet50Supernet:
     if checkpoint is None:
-        return OFAResNet50Supernet(data=data)
+        return OFAResNet50Supernet(data=data, resolutions=resolutions)
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     model = OFAResNet50()
     state = normalise_resnet_state_dict(read_ofa_checkpoint(path), list(model.state_dict()))
     load_state(model, state, "OFA ResNet50")
-    supernet = OFAResNet50Supernet(model, data)
+    supernet = OFAResNet50Supernet(model, data, resolutions)
     supernet.checkpoint_sha256 = sha256_of(path)
     return supernet

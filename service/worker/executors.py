@@ -11,7 +11,7 @@ from service.worker.plan import JobPlan
 def executor_key(plan: JobPlan) -> str:
     """Jobs with the same supernet and host devices share one executor (one actor pool)."""
     devices = sorted(repr(d) for d in plan.devices)
-    return f"{plan.family}|{plan.checkpoint}|{devices}"
+    return f"{plan.family}|{plan.checkpoint}|{plan.data_options!r}|{devices}"
 
 
 def make_executor(settings: Settings, plan: JobPlan, supernet: Supernet) -> Executor:
@@ -26,4 +26,6 @@ def make_executor(settings: Settings, plan: JobPlan, supernet: Supernet) -> Exec
         gpus_per_actor=settings.ray_gpus_per_actor,
         latency_actors=settings.ray_latency_actors,
     )
-    return ray_executor.RayExecutor(plan.family, plan.checkpoint, plan.devices, pool)
+    return ray_executor.RayExecutor(
+        plan.family, plan.checkpoint, plan.data_options, plan.devices, pool
+    )

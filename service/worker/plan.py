@@ -16,6 +16,7 @@ from service.jobs.evaluations import CacheKey
 from service.jobs.specs import JobSpec
 from service.latency.sources import latency_devices
 from service.search.spec import SearchSpec
+from service.supernets.data_options import DataOptions
 from service.supernets.space import SearchSpace
 from service.worker.latency import JobLatencyPlan, plan_job_latency
 
@@ -30,6 +31,7 @@ class JobPlan:
     key: CacheKey
     family: str
     checkpoint: str | None
+    data_options: DataOptions | None
     space: SearchSpace
     spec: SearchSpec
     devices: list[DeviceProfile]  # host devices this worker measures on
@@ -59,6 +61,7 @@ def load_plan(session: Session, job_id: int) -> JobPlan:
         key=CacheKey(supernet.id, supernet.dataset),
         family=supernet.family,
         checkpoint=supernet.checkpoint_uri,
+        data_options=DataOptions.from_json(supernet.data_options),
         space=SearchSpace.from_json(supernet.search_space),
         spec=spec,
         devices=latency.hosts,

@@ -116,7 +116,7 @@ class JobRunner:
         return str(status)
 
     def _search(self, plan: JobPlan, heartbeat: Heartbeat) -> JobStatus | Literal["released"]:
-        supernet = supernet_catalog.loaded_supernet(plan.family, plan.checkpoint)
+        supernet = supernet_catalog.loaded_supernet(plan.family, plan.checkpoint, plan.data_options)
         engine, stored_hashes = self._resume(plan, supernet)
         if plan.latency.agents:
             return self._search_with_agents(plan, supernet, engine, stored_hashes, heartbeat)
