@@ -12,7 +12,9 @@ COPY service ./service
 COPY predictors ./predictors
 COPY latency_tables ./latency_tables
 COPY migrations ./migrations
-RUN touch README.md && pip install -c constraints.txt .
+# EXTRAS="[ray]" builds the image of the Ray nodes and Ray-driving workers (docker-compose.yml).
+ARG EXTRAS=""
+RUN touch README.md && pip install -c constraints.txt ".${EXTRAS}"
 
 RUN useradd --create-home hwnas && mkdir -p /data && chown hwnas /data
 USER hwnas

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     queue_timeout_s: float = Field(default=10.0, gt=0)
     keep_alive_s: int = Field(default=75, ge=1)
     graceful_shutdown_s: int = Field(default=30, ge=1)
+    # Where validations run: `local` (in the worker) or `ray` (extra hwnas[ray]; a pool of Ray
+    # actors per worker, docs/scale-out.md). `ray_address`: `auto` (the cluster this host runs),
+    # `ray://head:10001`, or `local` (an in-process Ray).
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = "auto"
+    ray_accuracy_actors: int = Field(default=2, ge=1)
+    ray_accuracy_cpus: float = Field(default=1.0, gt=0)
+    ray_gpus_per_actor: float = Field(default=0.25, ge=0, le=1)  # asked when the cluster has GPUs
+    ray_latency_actors: int = Field(default=1, ge=1)
+    # Asynchronous batches: LINAS refits and proposes once this fraction of the last batch is
+    # back (1.0: synchronous batches). The local executor returns a batch at once either way.
+    batch_return_fraction: float = Field(default=0.5, gt=0, le=1)
 
     @field_validator("agent_tokens", mode="before")
     @classmethod

@@ -23,7 +23,10 @@ def compose() -> dict[str, Any]:
 
 def test_services_start_in_order_with_health_checks(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "migrate", "api", "worker"}
+    assert set(services) == {"postgres", "migrate", "api", "worker", "ray-head", "ray-worker"}
+    ray_nodes = {name for name, s in services.items() if s.get("profiles") == ["ray"]}
+    assert ray_nodes == {"ray-head", "ray-worker"}, "the Ray cluster starts only with --profile ray"
+    assert services["worker"]["depends_on"]["ray-head"]["required"] is False
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for name in ("api", "worker"):
         condition = services[name]["depends_on"]["migrate"]["condition"]
@@ -46,6 +49,9 @@ def test_every_hwnas_command_parses(compose: dict[str, Any]) -> None:
         ("hwnas", "worker"),
     }
     for command in commands:
+        if command[0] == "ray":  # the Ray nodes of --profile ray
+            assert command[1] == "start" and "--block" in command
+            continue
         assert command[0] == "hwnas"
         build_parser().parse_args(command[1:])  # SystemExit on an unknown command or flag
 
@@ -58,6 +64,7 @@ def test_every_hwnas_env_var_is_a_setting(compose: dict[str, Any]) -> None:
             if key.startswith("HWNAS_"):
                 used.add(key)
                 assert key.removeprefix("HWNAS_").lower() in settings, key
+                value = re.sub(r"\$\{\w+:-(.*)\}", r"\1", value)  # compose's default
                 Settings(**{key.removeprefix("HWNAS_").lower(): value})  # values validate
     assert {"HWNAS_DATABASE_URL", "HWNAS_DATA_DIR"} <= used
     url = compose["services"]["api"]["environment"]["HWNAS_DATABASE_URL"]

@@ -210,21 +210,21 @@ def test_sigtermed_worker_hands_its_job_back_and_another_finishes_it(
 
 
 @pytest.mark.postgres
-def test_three_workers_run_each_of_nine_jobs_exactly_once(
+def test_four_workers_run_each_of_twelve_jobs_exactly_once_and_none_starves(
     migrated_postgres_url: str, random_checkpoint: str, tmp_path: Path
 ) -> None:
     factory = _setup(migrated_postgres_url, random_checkpoint)
     job_ids = [
         _submit(factory, objectives=["macs:min", "params:max"], budget=3, tactic="random", seed=i)
-        for i in range(9)
+        for i in range(12)
     ]
     env = service_env(tmp_path, migrated_postgres_url, **FAST_BEATS)
-    workers = [hwnas(["worker"], env, tmp_path / f"worker{i}.log") for i in range(3)]
+    workers = [hwnas(["worker"], env, tmp_path / f"worker{i}.log") for i in range(4)]
     try:
         wait_for(
             lambda: all(_job(factory, j).status == "succeeded" for j in job_ids),
             300,
-            "all nine jobs to succeed",
+            "all twelve jobs to succeed",
         )
     finally:
         for worker in workers:
@@ -232,14 +232,19 @@ def test_three_workers_run_each_of_nine_jobs_exactly_once(
         for worker in workers:
             worker.wait(timeout=30)
     pids = {worker.pid for worker in workers}
-    for job_id in job_ids:
-        job = _job(factory, job_id)
+    jobs = [_job(factory, job_id) for job_id in job_ids]
+    for job in jobs:
         # one claim (attempts counts them), finished by the worker that claimed it
         assert (job.attempts, job.validations_used, job.error) == (1, 3, None)
         assert _pid(job.worker_id) in pids
-        rows = _candidates(factory, job_id)
+        rows = _candidates(factory, job.id)
         assert len({h for _, h, _ in rows}) == len(rows)
         assert sum(origin != WARM_START for _, _, origin in rows) == 3  # later jobs warm-start
+    # none starves: claims go oldest first, so no job started after a younger one finished
+    for older in jobs:
+        for younger in (j for j in jobs if j.id > older.id):
+            assert older.started_at is not None and younger.finished_at is not None
+            assert older.started_at <= younger.finished_at, f"job {older.id} waited"
 
 
 def test_second_job_on_the_same_supernet_reuses_cached_validations(

@@ -1,8 +1,9 @@
 """What workers read and write per job: stored evaluations, the shared cache, batch writes.
 
-Never commits; the worker calls `store_batch` inside one transaction per batch, so a batch is
-either fully stored (candidates, metrics, cache rows, latency, iteration, predictor fits, progress)
-or not at all.
+Never commits. The worker stores validations as they finish (`store_validations`: candidates,
+metrics, cache rows, latency, progress; one transaction each), and each ask/tell round's summary
+once told (`store_round`: iteration, predictor fits, front roles); `store_batch` is both at once.
+A crash loses at most the validations still running, never a finished one.
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ class MeasuredLatency:
     source: str = "measured"  # "agent" when a device agent measured it
     predicted_ms: float | None = None  # the device's LUT estimate, when it has a table
     predicted_by: str | None = None  # e.g. "lut-calibrated:3" (method and table id)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """Validations finished since the last store, ready to store at once."""
+
+    evaluations: Sequence[Evaluation]
+    validated_hashes: Collection[str]  # measured here (the rest came from the cache)
+    validations_used: int
+    latencies: Sequence[MeasuredLatency] = field(default_factory=tuple)
+    predicted_metrics: Collection[str] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -131,16 +143,53 @@ def store_batch(
     batch: Batch,
 ) -> None:
     """Store one round; raises `LostLeaseError` (nothing written) if the job is no longer ours."""
-    queue.record_progress(session, job_id, worker_id, batch.validations_used)
-    _store_candidates(session, job_id, key, device_ids, batch)
-    _store_latencies(session, key, device_ids, batch.latencies)
-    _store_iteration(session, job_id, batch.record)
-    _mark_front(session, job_id, batch.front)
+    validated = Validated(
+        batch.evaluations,
+        batch.validated_hashes,
+        batch.validations_used,
+        batch.latencies,
+        batch.predicted_metrics,
+    )
+    store_validations(session, job_id, worker_id, key, device_ids, validated)
+    store_round(session, job_id, worker_id, batch.record, batch.front, batch.validations_used)
+
+
+def store_validations(
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    key: CacheKey,
+    device_ids: Mapping[str, int],
+    validated: Validated,
+) -> None:
+    """Store finished validations before the engine is told; `LostLeaseError` if not ours."""
+    queue.record_progress(session, job_id, worker_id, validated.validations_used)
+    _store_candidates(session, job_id, key, device_ids, validated)
+    _store_latencies(session, key, device_ids, validated.latencies)
+    session.flush()
+
+
+def store_round(
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    record: IterationRecord,
+    front: FrontResult,
+    validations_used: int,
+) -> None:
+    """Store a told round: its iteration, predictor fits and the front; `LostLeaseError`."""
+    queue.record_progress(session, job_id, worker_id, validations_used)
+    _store_iteration(session, job_id, record)
+    _mark_front(session, job_id, front)
     session.flush()
 
 
 def _store_candidates(
-    session: Session, job_id: int, key: CacheKey, device_ids: Mapping[str, int], batch: Batch
+    session: Session,
+    job_id: int,
+    key: CacheKey,
+    device_ids: Mapping[str, int],
+    batch: Validated,
 ) -> None:
     """The batch's new candidates with their metrics; validated ones also go to the cache."""
     for evaluation in batch.evaluations:

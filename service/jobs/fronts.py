@@ -1,9 +1,10 @@
 """The front as served: built once per job version, kept as JSON bytes, named by an ETag.
 
-A job's front changes only when the worker stores a batch (`evaluations.store_batch` inserts the
-batch's candidates, rewrites `pareto_role` and records progress in one transaction) or when its
-status changes. So (status, validations used, newest candidate id) — one primary-key lookup and
-one probe of the (job_id, id) index — names a version of the front; a request for a version
+A job's front changes only when the worker stores validations (`evaluations.store_batch` or
+`store_validations`: new candidates, progress), when it ends a round (`store_batch` or
+`store_round`: `pareto_role` rewritten beside a new iteration row) or when its status changes.
+So (status, validations used, newest candidate id, newest iteration id) — one primary-key lookup
+and two index probes — names a version of the front; a request for a version
 already built reads the cached bytes, and a client that sends that version's ETag in
 `If-None-Match` gets a 304 without a body.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import Candidate, Job
+from service.db.models import Candidate, Job, JobIteration
 from service.errors import NotFoundError
 from service.jobs.results import pareto_out
 
@@ -38,19 +39,25 @@ _VERSION = select(
     Job.status,
     Job.validations_used,
     select(func.max(Candidate.id)).where(Candidate.job_id == bindparam("job_id")).scalar_subquery(),
+    select(func.max(JobIteration.id))
+    .where(JobIteration.job_id == bindparam("job_id"))
+    .scalar_subquery(),
 ).where(Job.id == bindparam("job_id"))
 
+FrontVersion = tuple[str, int, int, int]
 
-def front_version(session: Session, job_id: int) -> tuple[str, int, int]:
-    """(status, validations used, newest candidate id) of the job; 404 if there is none."""
+
+def front_version(session: Session, job_id: int) -> FrontVersion:
+    """(status, validations used, newest candidate id, newest iteration id) of the job; 404 if
+    there is none."""
     row = session.connection().execute(_VERSION, {"job_id": job_id}).one_or_none()
     if row is None:
         raise NotFoundError(f"job {job_id} not found")
-    status, validations_used, newest_id = row
-    return str(status), int(validations_used), int(newest_id or 0)
+    status, validations_used, newest_id, newest_iteration = row
+    return str(status), int(validations_used), int(newest_id or 0), int(newest_iteration or 0)
 
 
-def etag_of(job_id: int, version: tuple[str, int, int]) -> str:
+def etag_of(job_id: int, version: FrontVersion) -> str:
     digest = hashlib.blake2s(repr((job_id, version)).encode(), digest_size=8).hexdigest()
     return f'"front-{digest}"'
 

@@ -68,8 +68,7 @@ class SearchEngine:
         self._iteration = stored_iterations[-1] + 1 if stored_iterations else 0
         self._scale: HypervolumeScale | None = None
         self._tactic = self._make_tactic()
-        self._pending: list[bytes] = []
-        self._pending_origin = ""
+        self._pending: dict[bytes, str] = {}  # proposed, not told yet (in flight): origin
         self._pending_scores: dict[str, dict[str, float | str]] = {}
         self._ask_seconds = self._ask_cpu_seconds = 0.0
         self._exhausted = False
@@ -98,28 +97,55 @@ class SearchEngine:
         """The fixed hypervolume normalisation (None until iteration 0 has been told)."""
         return self._fixed_scale()
 
+    @property
+    def iteration(self) -> int:
+        """The iteration the next `tell` records (what a result stored before it belongs to)."""
+        return self._iteration
+
+    @property
+    def in_flight(self) -> int:
+        """Networks proposed and not told yet."""
+        return len(self._pending)
+
     def ask(self) -> list[Config]:
-        """The next batch of canonical configs never validated before; [] when done."""
+        """The next batch of canonical configs never validated before; [] when done. While a
+        batch is pending (asked, not told), the same batch again."""
         if self._pending:
             return [self._config_of_key(k) for k in self._pending]
         if self.done:
             return []
-        started, started_cpu = time.perf_counter(), time.process_time()
-        remaining = self.spec.budget - self.validations_used
-        proposal = self._tactic.propose(self._context(remaining))
-        keys: list[bytes] = []
-        for row in self.encoding.canonical_rows(proposal.rows.reshape(-1, len(self.space.genes))):
-            key = row_key(row)
-            if key not in self._known and key not in keys:
-                keys.append(key)
-        self._pending = keys[:remaining]
-        self._pending_origin = proposal.origin
-        self._pending_scores = proposal.predictor_scores
-        self._ask_seconds = time.perf_counter() - started
-        self._ask_cpu_seconds = time.process_time() - started_cpu
-        if not self._pending:
+        keys = self._propose()
+        if not keys:
             self._exhausted = True
-        return [self._config_of_key(k) for k in self._pending]
+        return [self._config_of_key(k) for k in keys]
+
+    def ask_more(self) -> list[Config]:
+        """Asynchronous batches: new networks while others are still in flight, never one of
+        them; [] when the budget is spoken for or the tactic waits for in-flight results."""
+        if self.done or self.validations_used + len(self._pending) >= self.spec.budget:
+            return []
+        keys = self._propose()
+        if not keys and not self._pending:
+            self._exhausted = True
+        return [self._config_of_key(k) for k in keys]
+
+    def release(self, configs: Sequence[Mapping[str, object]]) -> None:
+        """Forget in-flight networks that will never be told (their validation was lost)."""
+        for config in configs:
+            self._pending.pop(row_key(self.encoding.row_of(self._canonical(config))), None)
+
+    def preview(self, config: Mapping[str, object], measured: Mapping[str, float]) -> Evaluation:
+        """The evaluation `tell` will record for this in-flight network (to store it first)."""
+        canonical = self._canonical(config)
+        key = row_key(self.encoding.row_of(canonical))
+        origin = self._pending.get(key, "external")
+        return Evaluation(
+            canonical,
+            self.space.config_hash(canonical),
+            self._merge(canonical, measured),
+            self._iteration,
+            origin,
+        )
 
     def tell(
         self, configs: Sequence[Mapping[str, object]], metrics: Sequence[Mapping[str, float]]
@@ -138,9 +164,8 @@ class SearchEngine:
                     "tell each network once"
                 )
             told.add(key)
-            origin = self._pending_origin if key in self._pending else "external"
+            origin = self._pending.pop(key, "external")
             self._add(canonical, self._merge(canonical, measured), self._iteration, origin)
-        self._pending = [k for k in self._pending if k not in told]
         seconds = self._ask_seconds + time.perf_counter() - started
         cpu_seconds = self._ask_cpu_seconds + time.process_time() - started_cpu
         self._ask_seconds = self._ask_cpu_seconds = 0.0
@@ -178,6 +203,24 @@ class SearchEngine:
         return scale.hypervolume(F[pareto_indices(F, G)])
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _propose(self) -> list[bytes]:
+        """Ask the tactic for new networks (none known or in flight); they become pending."""
+        started, started_cpu = time.perf_counter(), time.process_time()
+        remaining = self.spec.budget - self.validations_used - len(self._pending)
+        proposal = self._tactic.propose(self._context(remaining))
+        keys: list[bytes] = []
+        for row in self.encoding.canonical_rows(proposal.rows.reshape(-1, len(self.space.genes))):
+            key = row_key(row)
+            if key not in self._known and key not in self._pending and key not in keys:
+                keys.append(key)
+        keys = keys[:remaining]
+        self._pending.update((key, proposal.origin) for key in keys)
+        if keys:
+            self._pending_scores = proposal.predictor_scores
+        self._ask_seconds += time.perf_counter() - started
+        self._ask_cpu_seconds += time.process_time() - started_cpu
+        return keys
 
     def _make_tactic(self) -> Tactic:
         if self.spec.tactic == "random":
@@ -259,11 +302,12 @@ class SearchEngine:
             rows=rows,
             F=F,
             G=G,
-            known=set(self._known),
+            known=self._known | set(self._pending),
             remaining=remaining,
             iteration=self._iteration,
             scale=self._fixed_scale(),
             rng=np.random.default_rng([self.spec.seed, self._iteration]),
+            in_flight=len(self._pending),
         )
 
     def _config_of_key(self, key: bytes) -> Config:

@@ -87,8 +87,8 @@ class LinasTactic:
     def _propose(self, ctx: SearchContext) -> Proposal:
         spec = ctx.spec
         n_initial = spec.initial_size or initial_size(spec.budget)
-        if len(ctx.evaluations) < n_initial:
-            return space_filling(ctx, n_initial - len(ctx.evaluations), "initial")
+        if len(ctx.evaluations) < n_initial:  # the rest of the initial sample may be in flight
+            return space_filling(ctx, n_initial - len(ctx.evaluations) - ctx.in_flight, "initial")
         n_batch = min(spec.batch_size or batch_size(ctx.remaining), ctx.remaining)
         columns = columns_of(ctx.evaluations, self.models.metrics)
         if any(np.isfinite(column).sum() < MIN_TRAINING for column in columns.values()):

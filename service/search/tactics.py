@@ -34,6 +34,7 @@ class SearchContext:
     iteration: int
     scale: HypervolumeScale | None
     rng: np.random.Generator
+    in_flight: int = 0  # networks proposed earlier and not back yet (asynchronous batches)
 
     @property
     def progress(self) -> float:
@@ -102,7 +103,7 @@ class EvolutionaryTactic:
     def propose(self, ctx: SearchContext) -> Proposal:
         pop_size = self.population_size(ctx.spec)
         if len(ctx.evaluations) < pop_size:
-            return space_filling(ctx, pop_size - len(ctx.evaluations), "initial")
+            return space_filling(ctx, pop_size - len(ctx.evaluations) - ctx.in_flight, "initial")
         table = {key: i for i, key in enumerate(row_keys(ctx.rows))}
 
         def measured(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

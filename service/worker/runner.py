@@ -1,9 +1,12 @@
-"""The worker: claim a job, run its search batch by batch, store each batch at once, finish.
+"""The worker: claim a job, run its search, store each validation as it finishes, finish.
 
 A heartbeat thread keeps the claim alive on the database clock. If the worker dies, the reaper of
 any other worker re-queues the job and the next claimant rebuilds the search from what is stored
-(`history`), so no completed validation is lost or repeated. Validations go to the shared
-evaluation cache, so later jobs on the same supernet and dataset start from them for free.
+(`history`), so no completed validation is lost or repeated. Validations run on the worker's
+executor (`HWNAS_EXECUTOR`: local or Ray actors) through `flow.AsyncBatches`, with no global
+barrier; jobs with device agents keep synchronous batches (the agents measure a batch at a time).
+Validations go to the shared evaluation cache, so later jobs on the same supernet and dataset
+start from them for free.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
@@ -27,113 +29,37 @@ from service.config import Settings
 from service.db.engine import in_transaction
 from service.db.models import JobStatus
 from service.errors import LostLeaseError
-from service.evaluation.profile import DeviceProfile
+from service.evaluation.executor import Executor
 from service.evaluation.validation import exact_metrics, input_shape, validate_subnets_detailed
 from service.jobs import queue
 from service.jobs.evaluations import (
     Batch,
-    CacheKey,
     MeasuredLatency,
     cached_metrics,
     store_batch,
     stored_evaluations,
     warm_start_evaluations,
 )
-from service.jobs.specs import JobSpec
-from service.latency.sources import latency_devices
 from service.search.engine import SearchEngine
 from service.search.records import WARM_START, Evaluation
-from service.search.spec import SearchSpec
-from service.supernets.data_options import DataOptions
 from service.supernets.protocol import Supernet
-from service.supernets.space import Config, SearchSpace
+from service.supernets.space import Config
+from service.worker.executors import executor_key, make_executor
+from service.worker.flow import AsyncBatches
 from service.worker.latency import (
     JobInterrupted,
-    JobLatencyPlan,
     lut_values,
     measure_on_agents,
-    plan_job_latency,
     with_lut_predictions,
     with_lut_values,
 )
+from service.worker.plan import Heartbeat, JobPlan, load_plan
 
 log = logging.getLogger("hwnas.worker")
 
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-@dataclass(frozen=True)
-class JobPlan:
-    """What a claimed job needs, read once from the database."""
-
-    job_id: int
-    key: CacheKey
-    family: str
-    checkpoint: str | None
-    data_options: DataOptions | None
-    space: SearchSpace
-    spec: SearchSpec
-    devices: list[DeviceProfile]  # host devices this worker measures on
-    device_ids: dict[str, int]
-    latency: JobLatencyPlan
-
-
-def load_plan(session: Session, job_id: int) -> JobPlan:
-    job = queue.get_job(session, job_id)
-    supernet = supernet_catalog.get_supernet(session, job.supernet_id)
-    job_spec = JobSpec.from_json(job.spec)
-    spec = job_spec.search
-    devices = latency_devices(session, spec)
-    latency = plan_job_latency(session, supernet, devices, job_spec.latency_sources)
-    return JobPlan(
-        job_id=job.id,
-        key=CacheKey(supernet.id, supernet.dataset),
-        family=supernet.family,
-        checkpoint=supernet.checkpoint_uri,
-        data_options=DataOptions.from_json(supernet.data_options),
-        space=SearchSpace.from_json(supernet.search_space),
-        spec=spec,
-        devices=latency.hosts,
-        device_ids={d.name: d.id for d in devices},
-        latency=latency,
-    )
-
-
-class Heartbeat:
-    """Beats for one job in a background thread; records a lost lease or a cancel request."""
-
-    def __init__(
-        self, factory: sessionmaker[Session], job_id: int, worker_id: str, interval_s: float
-    ) -> None:
-        self._factory, self._job_id, self._worker_id = factory, job_id, worker_id
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self.state: queue.LeaseState = "held"
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def beat(self) -> queue.LeaseState:
-        self.state = in_transaction(
-            self._factory, lambda session: queue.heartbeat(session, self._job_id, self._worker_id)
-        )
-        return self.state
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                if self.beat() == "lost":
-                    return
-            except Exception:  # a missed beat is retried; the grace period covers a few
-                log.exception("heartbeat for job %s failed", self._job_id)
 
 
 class JobRunner:
@@ -147,6 +73,18 @@ class JobRunner:
         stop: threading.Event,
     ) -> None:
         self.factory, self.settings, self.worker_id, self.stop = factory, settings, worker_id, stop
+        self.executors: dict[str, Executor] = {}  # one per supernet + host devices, kept
+
+    def close(self) -> None:
+        for executor in self.executors.values():
+            executor.close()
+        self.executors.clear()
+
+    def executor(self, plan: JobPlan, supernet: Supernet) -> Executor:
+        key = executor_key(plan)
+        if key not in self.executors:
+            self.executors[key] = make_executor(self.settings, plan, supernet)
+        return self.executors[key]
 
     def run(self, job_id: int) -> str:
         """Run the job; returns its final status, or 'released' / 'lost'."""
@@ -183,6 +121,31 @@ class JobRunner:
     def _search(self, plan: JobPlan, heartbeat: Heartbeat) -> JobStatus | Literal["released"]:
         supernet = supernet_catalog.loaded_supernet(plan.family, plan.checkpoint, plan.data_options)
         engine, stored_hashes = self._resume(plan, supernet)
+        if plan.latency.agents:
+            return self._search_with_agents(plan, supernet, engine, stored_hashes, heartbeat)
+        return AsyncBatches(
+            self.factory,
+            self.worker_id,
+            plan,
+            supernet,
+            engine,
+            self.executor(plan, supernet),
+            heartbeat,
+            self.stop,
+            return_fraction=self.settings.batch_return_fraction,
+            wait_s=self.settings.heartbeat_interval_s,
+            warm_start=[e for e in engine.evaluations if e.config_hash not in stored_hashes],
+        ).run()
+
+    def _search_with_agents(
+        self,
+        plan: JobPlan,
+        supernet: Supernet,
+        engine: SearchEngine,
+        stored_hashes: set[str],
+        heartbeat: Heartbeat,
+    ) -> JobStatus | Literal["released"]:
+        """Synchronous batches: each batch's agent measurements are awaited together."""
         while not engine.done:
             if self.stop.is_set():
                 return "released"
@@ -234,9 +197,8 @@ class JobRunner:
 
         def read(session: Session) -> tuple[list[Evaluation], list[Evaluation]]:
             stored = stored_evaluations(session, plan.job_id)
-            history = [e for e in stored if e.origin != WARM_START]
-            exclude = {e.config_hash for e in history}
-            warm = warm_start_evaluations(session, plan.key, self._validated_metrics(plan), exclude)
+            exclude = {e.config_hash for e in stored if e.origin != WARM_START}
+            warm = warm_start_evaluations(session, plan.key, plan.validated_metrics, exclude)
             return stored, warm
 
         stored, warm_start = in_transaction(self.factory, read)
@@ -257,11 +219,6 @@ class JobRunner:
         )
         return engine, {e.config_hash for e in stored}
 
-    @staticmethod
-    def _validated_metrics(plan: JobPlan) -> list[str]:
-        """The metrics validation provides (and the cache holds): all but LUT estimates."""
-        return [m for m in plan.spec.metrics if m not in plan.latency.lut_metrics]
-
     def _measure(
         self, plan: JobPlan, supernet: Supernet, configs: Sequence[Config], heartbeat: Heartbeat
     ) -> tuple[list[dict[str, float]], set[str], list[MeasuredLatency]]:
@@ -270,14 +227,12 @@ class JobRunner:
         hashes = [plan.space.config_hash(c) for c in configs]
         hits = in_transaction(
             self.factory,
-            lambda session: cached_metrics(
-                session, plan.key, self._validated_metrics(plan), hashes
-            ),
+            lambda session: cached_metrics(session, plan.key, plan.validated_metrics, hashes),
         )
         misses = [i for i, h in enumerate(hashes) if h not in hits]
         metrics: list[dict[str, float]] = [dict(hits[h][1]) if h in hits else {} for h in hashes]
         latencies: list[MeasuredLatency] = []
-        if "accuracy" not in plan.spec.metrics and not plan.devices:
+        if not plan.needs_validation:
             for index in misses:  # no accuracy, no host latency: only exact metrics here
                 metrics[index] = exact_metrics(supernet, configs[index])
         else:
@@ -371,6 +326,7 @@ def run_worker(
         started = time.monotonic()
         status = runner.run(job_id)
         log.info("job %s: %s after %.1f s", job_id, status, time.monotonic() - started)
+    runner.close()
     log.info("worker %s stopped", worker_id)
 
 
