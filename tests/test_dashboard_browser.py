@@ -20,6 +20,8 @@ import playwright.sync_api as playwright_sync
 import pytest
 from service_processes import FAST_HOST, Server, service_env, wait_for
 
+from service.catalog.supernets import loaded_supernet
+
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "dashboard-admin-token-0123456789"
 pytestmark = pytest.mark.slow
@@ -257,6 +259,22 @@ def test_supernets_and_devices_pages(page: Any, server: Server, tmp_path: Path):
     page.wait_for_selector("main h1:text('Devices') ~ table")
     text = page.inner_text("main table")
     assert "host" in text and "yes" in text and "none" in text  # no latency table yet
+
+    keys = loaded_supernet("mbv3-digits", None).all_layer_keys()  # type: ignore[attr-defined]
+    half = {key: {"count": 1, "mean": 0.1, "std": 0.0} for key in keys[::2]}
+    npu = server.client.post("/v1/devices", json={"name": "npu", "kind": "lut-only"})
+    assert npu.status_code == 201, npu.text
+    uploaded = server.client.post(
+        f"/v1/devices/{npu.json()['id']}/latency-tables?family=mbv3-digits",
+        content=json.dumps(half),
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    page.reload()
+    page.wait_for_selector("main table:has-text('npu')")
+    share = 100 * len(half) / len(keys)
+    expected = f"covers {share:.1f} % of the family's {len(keys)} ops"
+    assert expected in page.inner_text("main table")
 
 
 def test_the_token_comes_from_the_field_or_the_url_once(browser: Any, server: Server) -> None:

@@ -98,10 +98,12 @@ def test_ofa_yaml_upload_imports_and_lut_job_uses_it(
     assert shown["unmapped_keys"] == [FOREIGN_KEY]
     assert shown["format"] == "ofa-yaml" and shown["source_name"] == "note10.yaml"
     assert not shown["calibrated"]
+    assert shown["family_ops"] == len(ofa_table) - 1 and shown["coverage"] == 1.0
     assert _device(server, "npu")["can_measure_latency"]
 
     listed = client.get(f"/v1/devices/{npu['id']}/latency-tables").json()
     assert [t["id"] for t in listed] == [shown["id"]]
+    assert listed[0]["coverage"] == 1.0
     detail = client.get(f"/v1/devices/{npu['id']}/latency-tables/{shown['id']}").json()
     some_key = next(iter(detail["entries"]))
     assert detail["entries"][some_key]["mean_ms"] == ofa_table[some_key]["mean"]
@@ -260,3 +262,22 @@ def test_unknown_tables_and_lut_sources_are_refused(server: Server) -> None:
         refused = client.post("/v1/jobs", json={**job, "latency_sources": sources})
         assert refused.status_code == 422, refused.text
         assert text in refused.json()["detail"]
+
+
+def test_coverage_counts_the_family_ops_a_partial_table_holds(
+    server: Server, ofa_table: dict[str, dict[str, float]]
+) -> None:
+    family_keys = [key for key in ofa_table if key != FOREIGN_KEY]
+    partial = {key: ofa_table[key] for key in family_keys[::4]}
+    dsp = _device(server, "dsp")
+    response = server.client.post(
+        f"/v1/devices/{dsp['id']}/latency-tables?family=mbv3-digits&name=quarter.yaml",
+        content=yaml.safe_dump(partial),
+        headers=YAML,
+    )
+    assert response.status_code == 201, response.text
+    stored = response.json()
+    assert stored["family_ops"] == len(family_keys)
+    assert stored["coverage"] == pytest.approx(len(partial) / len(family_keys))
+    listed = server.client.get(f"/v1/devices/{dsp['id']}/latency-tables").json()
+    assert next(t for t in listed if t["id"] == stored["id"])["coverage"] == stored["coverage"]

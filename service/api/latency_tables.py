@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.orm import Session
 
 from service.api.auth import requires
 from service.api.deps import DbId, SessionDep
@@ -56,7 +57,18 @@ async def _upload_body(request: Request) -> bytes:
     return body
 
 
-def _out(row: DeviceLatencyTable, device: Device) -> LatencyTableOut:
+def _family_ops(session: Session, family: str) -> int | None:
+    """How many ops `family` runs, when it is installed and can list them."""
+    try:
+        keys = latency_tables.family_layer_keys(session, family)
+    except latency_tables.InvalidLatencyTableError:
+        return None
+    return len(keys) if keys else None
+
+
+def _out(row: DeviceLatencyTable, device: Device, family_ops: int | None) -> LatencyTableOut:
+    # Entries were restricted to the family's ops at import when it could list them.
+    coverage = min(row.entries_count, family_ops) / family_ops if family_ops else None
     return LatencyTableOut(
         id=row.id,
         device_id=device.id,
@@ -73,6 +85,8 @@ def _out(row: DeviceLatencyTable, device: Device) -> LatencyTableOut:
         calibrated=row.calibration is not None,
         calibration_model=str(row.calibration.get("model")) if row.calibration else None,
         created_at=row.created_at,
+        family_ops=family_ops,
+        coverage=coverage,
     )
 
 
@@ -118,7 +132,7 @@ def upload_table(
     row = latency_tables.store_table(session, device, imported, fmt, name, fingerprint)
     session.refresh(row)
     response.headers["Location"] = f"/v1/devices/{device.id}/latency-tables/{row.id}"
-    return _out(row, device)
+    return _out(row, device, len(known) if known else None)
 
 
 def _json_family(body: bytes) -> str | None:
@@ -136,7 +150,9 @@ def _json_family(body: bytes) -> str | None:
 @router.get("", response_model=list[LatencyTableOut], responses=errors(404))
 def list_tables(device_id: DbId, session: SessionDep) -> list[LatencyTableOut]:
     device = device_catalog.get_device(session, device_id)
-    return [_out(row, device) for row in latency_tables.list_tables(session, device.id)]
+    rows = latency_tables.list_tables(session, device.id)
+    family_ops = {family: _family_ops(session, family) for family in {row.family for row in rows}}
+    return [_out(row, device, family_ops[row.family]) for row in rows]
 
 
 @router.get("/{table_id}", response_model=LatencyTableDetailOut, responses=errors(404))
@@ -145,7 +161,7 @@ def show_table(device_id: DbId, table_id: DbId, session: SessionDep) -> LatencyT
     row = latency_tables.get_table(session, device.id, table_id)
     table = latency_tables.load_table(session, device, row)
     return LatencyTableDetailOut(
-        **_out(row, device).model_dump(),
+        **_out(row, device, _family_ops(session, row.family)).model_dump(),
         entries={key: entry.model_dump() for key, entry in table.entries.items()},
     )
 
@@ -160,4 +176,4 @@ def put_calibration(
     row = latency_tables.get_table(session, device.id, table_id)
     latency_tables.set_calibration(session, device, row, calibration)
     session.refresh(row)
-    return _out(row, device)
+    return _out(row, device, _family_ops(session, row.family))

@@ -30,6 +30,12 @@ class LatencyTableOut(BaseModel):
     calibrated: bool
     calibration_model: str | None
     created_at: UtcDatetime
+    family_ops: int | None = Field(
+        default=None, description="Ops a network of the family can run (None: it cannot list them)"
+    )
+    coverage: float | None = Field(
+        default=None, description="Share of the family's ops the table holds, 0 to 1"
+    )
 
 
 class LatencyTableDetailOut(LatencyTableOut):

@@ -260,6 +260,9 @@ function latencyTables(tables) {
       "div",
       {},
       `#${t.id} ${t.family} (${t.format}): ${t.entries_count} entries`,
+      t.coverage === null
+        ? ""
+        : `, covers ${(100 * t.coverage).toFixed(1)} % of the family's ${t.family_ops} ops`,
       t.unmapped_keys.length ? `, ${t.unmapped_keys.length} unmapped keys` : "",
       t.calibrated ? `, calibrated (${t.calibration_model})` : ", not calibrated"
     )
