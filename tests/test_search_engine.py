@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from service.search import (
     parse_objective,
     run_search,
 )
+from service.search.linas import FULL_TRUST_TAU, NO_TRUST_TAU, predictor_trust
 from service.search.synthetic import SyntheticValidator, synthetic_macs
 from service.supernets.elastic_mbv3 import ArchSpec
 from service.supernets.space import ActiveWhen, Gene, SearchSpace
@@ -259,3 +262,53 @@ def test_predictors_get_exact_features_only_when_the_spec_asks(
     fits = engine._tactic.models.fits  # type: ignore[attr-defined]
     widths = {fit.encoder.n_caller_features for fit in fits.values()}
     assert widths == ({1} if exact_features else {0})
+
+
+class NoiseAccuracy(SyntheticValidator):
+    """Accuracy is a hash of the network (nothing to learn); latency keeps its real shape."""
+
+    def metrics(self, config: Mapping[str, Any]) -> dict[str, float]:
+        values = super().metrics(config)
+        digest = hashlib.sha256(self.space.config_hash(self.space.canonical(config)).encode())
+        values["accuracy"] = 50.0 + 40.0 * int.from_bytes(digest.digest()[:4], "big") / 2**32
+        return values
+
+
+def test_predictor_trust_is_linear_between_the_two_taus() -> None:
+    def scores(*taus: float) -> dict[str, dict[str, float | str]]:
+        return {f"m{i}": {"kendall_tau": t, "model": "ridge"} for i, t in enumerate(taus)}
+
+    assert predictor_trust(scores(0.9, NO_TRUST_TAU)) == 0.0
+    assert predictor_trust(scores(0.9, FULL_TRUST_TAU)) == 1.0
+    middle = (NO_TRUST_TAU + FULL_TRUST_TAU) / 2
+    assert predictor_trust(scores(middle, 0.95)) == pytest.approx(0.5)
+    assert predictor_trust(scores(-0.3)) == 0.0
+    assert predictor_trust({}) == 1.0  # nothing predicted: nothing to distrust
+
+
+def test_linas_falls_back_to_evolution_where_the_predictors_rank_noise(
+    mbv3_space: SearchSpace,
+) -> None:
+    spec = quick_spec("linas", budget=60)
+    engine = run_search(mbv3_space, spec, NoiseAccuracy(mbv3_space))
+    worst_tau = {
+        it.iteration: min(float(s["kendall_tau"]) for s in it.predictor_scores.values())
+        for it in engine.iterations
+        if it.predictor_scores
+    }
+    assert worst_tau and min(worst_tau.values()) <= NO_TRUST_TAU
+    for e in engine.evaluations:
+        if e.iteration in worst_tau and worst_tau[e.iteration] <= NO_TRUST_TAU:
+            assert e.origin == "evolutionary", (e.iteration, worst_tau[e.iteration])
+    assert len(engine.evaluations) == 60
+    assert len({e.config_hash for e in engine.evaluations}) == 60
+
+
+def test_linas_keeps_every_batch_where_the_predictors_rank_well(mbv3_space: SearchSpace) -> None:
+    engine = run_search(mbv3_space, quick_spec("linas", budget=60), SyntheticValidator(mbv3_space))
+    assert all(
+        min(float(s["kendall_tau"]) for s in it.predictor_scores.values()) >= FULL_TRUST_TAU
+        for it in engine.iterations
+        if it.predictor_scores
+    )
+    assert {e.origin for e in engine.evaluations} == {"initial", "linas"}

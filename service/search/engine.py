@@ -210,12 +210,15 @@ class SearchEngine:
         remaining = self.spec.budget - self.validations_used - len(self._pending)
         proposal = self._tactic.propose(self._context(remaining))
         keys: list[bytes] = []
-        for row in self.encoding.canonical_rows(proposal.rows.reshape(-1, len(self.space.genes))):
+        origins: list[str] = []
+        rows = self.encoding.canonical_rows(proposal.rows.reshape(-1, len(self.space.genes)))
+        for i, row in enumerate(rows):
             key = row_key(row)
             if key not in self._known and key not in self._pending and key not in keys:
                 keys.append(key)
-        keys = keys[:remaining]
-        self._pending.update((key, proposal.origin) for key in keys)
+                origins.append(proposal.origin_of(i))
+        keys, origins = keys[:remaining], origins[:remaining]
+        self._pending.update(zip(keys, origins, strict=True))
         if keys:
             self._pending_scores = proposal.predictor_scores
         self._ask_seconds += time.perf_counter() - started

@@ -1,7 +1,9 @@
 """LINAS: validate a space-filling sample, then repeat: fit predictors on every validated network,
 run the spec's algorithm on the predictors (seeded with the best known networks, constraints as
 G <= 0 on predicted or exact values), and validate a batch chosen from its predicted front for
-hypervolume gain and spread. Never proposes a known network.
+hypervolume gain and spread. Never proposes a known network. Where the predictors rank poorly
+(cross-validated Kendall tau below `FULL_TRUST_TAU`), part or all of the batch is the evolutionary
+tactic's offspring instead (`predictor_trust`).
 
 Every choice is made on values that do not depend on the machine's last bits (docs/benchmarks.md,
 "Reproducible on any machine"): one BLAS thread for the whole proposal, predictions rounded to a
@@ -10,6 +12,8 @@ the order of its canonical row keys, and ties in it broken by that order.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -27,11 +31,19 @@ from service.search.pareto import (
     total_violation,
 )
 from service.search.surrogate import MetricModels
-from service.search.tactics import Proposal, SearchContext, pad, space_filling
+from service.search.tactics import (
+    EvolutionaryTactic,
+    Proposal,
+    SearchContext,
+    pad,
+    space_filling,
+)
 
 INNER_POPULATION = 40
 GAIN_DECIMALS = 12  # hypervolume gains in the unit box
 MIN_TRAINING = 5  # validated values a predictor needs (predictors.selection.MIN_TRAIN_SAMPLES)
+FULL_TRUST_TAU = 0.4  # cross-validated Kendall tau from which the whole batch is LINAS's
+NO_TRUST_TAU = 0.1  # ... and at or below which it is all the evolutionary tactic's
 
 
 def initial_size(budget: int) -> int:
@@ -95,18 +107,33 @@ class LinasTactic:
             return space_filling(ctx, n_batch, "initial")  # too few measured values to fit
         configs = [e.config for e in ctx.evaluations]
         self.models.refit(configs, columns)
+        scores = self.models.scores()
+        n_evolutionary = round(n_batch * (1.0 - predictor_trust(scores)))
         scorer = PredictedScorer(ctx, self.models)
-        self._inner_search(ctx, scorer)
-
+        if n_batch > n_evolutionary:
+            self._inner_search(ctx, scorer)
+        rows = ctx.rows[:0]
         pool_keys = sorted(k for k in scorer.table if k not in ctx.known)
-        if not pool_keys:
-            return pad(ctx, Proposal(ctx.rows[:0], "linas", self.models.scores()), n_batch)
-        pool_rows = np.stack([np.frombuffer(k, dtype=np.int64) for k in pool_keys])
-        pool_F = np.stack([scorer.table[k][0] for k in pool_keys])
-        pool_G = np.stack([scorer.table[k][1] for k in pool_keys])
-        chosen = choose_batch(pool_F, pool_G, ctx.F, ctx.G, ctx.scale, n_batch)
-        proposal = Proposal(pool_rows[chosen], "linas", self.models.scores())
-        return pad(ctx, proposal, n_batch)
+        if pool_keys and n_batch > n_evolutionary:
+            pool_rows = np.stack([np.frombuffer(k, dtype=np.int64) for k in pool_keys])
+            pool_F = np.stack([scorer.table[k][0] for k in pool_keys])
+            pool_G = np.stack([scorer.table[k][1] for k in pool_keys])
+            chosen = choose_batch(pool_F, pool_G, ctx.F, ctx.G, ctx.scale, n_batch - n_evolutionary)
+            rows = pool_rows[chosen]
+        origins = ("linas",) * len(rows)
+        if n_evolutionary:
+            fallback = self._evolutionary(ctx, rows, n_evolutionary)
+            rows = np.concatenate([rows, fallback.rows])
+            origins += (fallback.origin,) * len(fallback.rows)
+        return pad(ctx, Proposal(rows, "linas", scores, origins), n_batch)
+
+    @staticmethod
+    def _evolutionary(ctx: SearchContext, taken: np.ndarray, n: int) -> Proposal:
+        """n of the evolutionary tactic's offspring of the validated networks, none in `taken`."""
+        offspring = EvolutionaryTactic().propose(ctx)
+        taken_keys = set(row_keys(taken))
+        fresh = [i for i, k in enumerate(row_keys(offspring.rows)) if k not in taken_keys]
+        return Proposal(offspring.rows[fresh[:n]], offspring.origin)
 
     def _inner_search(self, ctx: SearchContext, scorer: PredictedScorer) -> None:
         """Run the algorithm on the predictors, seeded with the best known networks."""
@@ -132,6 +159,18 @@ class LinasTactic:
                 break  # no unknown offspring left to make: the space is nearly exhausted
             algorithm.evaluator.eval(problem, population)
             algorithm.tell(infills=population)
+
+
+def predictor_trust(scores: Mapping[str, Mapping[str, float | str]]) -> float:
+    """Share of the batch chosen on the predictors, from their worst cross-validated Kendall tau:
+    1 at `FULL_TRUST_TAU` or above, 0 at `NO_TRUST_TAU` or below, linear between; the rest of
+    the batch comes from the evolutionary tactic (docs/benchmarks.md, "When the predictors rank
+    poorly")."""
+    taus = [float(s["kendall_tau"]) for s in scores.values() if "kendall_tau" in s]
+    if not taus:
+        return 1.0
+    worst = round(min(taus), 6)  # no decision on the last bits of a tau
+    return float(np.clip((worst - NO_TRUST_TAU) / (FULL_TRUST_TAU - NO_TRUST_TAU), 0.0, 1.0))
 
 
 def choose_batch(

@@ -49,6 +49,10 @@ class Proposal:
     rows: np.ndarray
     origin: str
     predictor_scores: dict[str, dict[str, float | str]] = field(default_factory=dict)
+    row_origins: tuple[str, ...] = ()  # per row where rows came from several sources; else origin
+
+    def origin_of(self, i: int) -> str:
+        return self.row_origins[i] if i < len(self.row_origins) else self.origin
 
 
 class Tactic(Protocol):
@@ -70,7 +74,7 @@ def pad(ctx: SearchContext, proposal: Proposal, n: int) -> Proposal:
     exclude = ctx.known | set(row_keys(proposal.rows))
     extra = ctx.encoding.fresh_rows(missing, ctx.rng, exclude)
     rows = np.concatenate([proposal.rows.reshape(-1, extra.shape[1]), extra])
-    return Proposal(rows, proposal.origin, proposal.predictor_scores)
+    return Proposal(rows, proposal.origin, proposal.predictor_scores, proposal.row_origins)
 
 
 def default_batch(spec: SearchSpec) -> int:
