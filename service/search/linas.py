@@ -42,8 +42,8 @@ from service.search.tactics import (
 INNER_POPULATION = 40
 GAIN_DECIMALS = 12  # hypervolume gains in the unit box
 MIN_TRAINING = 5  # validated values a predictor needs (predictors.selection.MIN_TRAIN_SAMPLES)
-FULL_TRUST_TAU = 0.4  # cross-validated Kendall tau from which the whole batch is LINAS's
-NO_TRUST_TAU = 0.1  # ... and at or below which it is all the evolutionary tactic's
+FULL_TRUST_TAU = 0.25  # cross-validated Kendall tau from which the whole batch is LINAS's
+NO_TRUST_TAU = 0.05  # ... and at or below which it is all the evolutionary tactic's
 
 
 def initial_size(budget: int) -> int:
