@@ -13,7 +13,8 @@ worker's own write) stores a batch of 8 validations every `--writer-interval-s` 
 moves its front and its version. For every connection count, wrk (`apt-get install wrk`, script
 `benchmarks/api_load.lua`) drives each route for `--duration` seconds; the table gives p50 / p99 /
 p99.9, requests/s, responses by status class and socket errors (a dropped connection is a read
-error), and each route's p99 over the static file's p99 of the same run. Needs wrk on PATH.
+error), and each route's p99 over the static file's p99 of the same run. Installs wrk with
+apt-get when it is missing and the benchmark runs as root.
 """
 
 from __future__ import annotations
@@ -234,6 +235,16 @@ def httpx_ready(base: str) -> bool:
         return False
 
 
+def ensure_wrk() -> bool:
+    """wrk on PATH, installed with apt-get when missing (as scripts/test.sh installs chromium)."""
+    if shutil.which("wrk") is None and shutil.which("apt-get") and os.geteuid() == 0:
+        print("wrk is missing: apt-get install wrk", file=sys.stderr)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], check=False, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, env=env)
+    return shutil.which("wrk") is not None
+
+
 def run_wrk(url: str, connections: int, duration_s: int, timeout_s: int) -> dict[str, Any]:
     threads = min(2, connections)
     command = [
@@ -361,8 +372,8 @@ def main() -> int:
     parser.add_argument("--wrk-timeout-s", type=int, default=30)
     parser.add_argument("--json", type=Path, default=None, help="write every row here")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        parser.error("wrk is not installed (Debian: apt-get install wrk)")
+    if not ensure_wrk():
+        parser.error("wrk is not installed and apt-get could not install it (apt-get install wrk)")
     if "static" in args.routes:  # measured first at each connection count: the others' yardstick
         args.routes = ["static"] + [r for r in args.routes if r != "static"]
     load_before = os.getloadavg()
