@@ -439,8 +439,26 @@ def summarise(results: Sequence[Mapping[str, Any]], budget: int) -> dict[str, An
                 }
                 for t, runs in by_tactic.items()
             },
+            # the spread over seeds behind the medians (issue 22: distributions, not one run)
+            "hv_fraction_range": {
+                t: {str(c): _range(runs, c, budget) for c in checkpoints}
+                for t, runs in by_tactic.items()
+            },
+            "validations_to_reach_per_seed": {
+                t: {
+                    f"{name}@{target_n}": [needed(r["hv_fraction"], v) for r in runs]
+                    for name, v in targets.items()
+                }
+                for t, runs in by_tactic.items()
+            },
         }
     return summary
+
+
+def _range(runs: Sequence[Mapping[str, Any]], checkpoint: int, budget: int) -> list[float]:
+    """[min, max] over seeds of the HV fraction after `checkpoint` validations."""
+    values = [median_curve([r], budget)[checkpoint - 1] for r in runs]
+    return [round(min(values), 4), round(max(values), 4)]
 
 
 def check_targets(summary: Mapping[str, Any], budget: int) -> dict[str, Any]:
@@ -480,6 +498,20 @@ def print_table(summary: Mapping[str, Any], budget: int) -> None:
                 for t in targets
             )
             print(f"{tactic:<14}{row}  {cells}")
+        for tactic, ranges in s["hv_fraction_range"].items():
+            if not checkpoints:  # a budget below the first checkpoint
+                break
+            per_seed = s["validations_to_reach_per_seed"][tactic]
+            reach_seeds = "; ".join(
+                f"to {t.split('@')[0]}: "
+                + ", ".join(f">{budget}" if n is None else str(n) for n in per_seed[t])
+                for t in targets
+            )
+            print(
+                f"  {tactic}: HV@{checkpoints[-1]} over seeds "
+                f"[{ranges[str(checkpoints[-1])][0]:.4f}-{ranges[str(checkpoints[-1])][1]:.4f}]"
+                f"; per seed {reach_seeds}"
+            )
 
 
 def _reusable(path: Path | None, budget: int) -> dict[tuple[str, str, int], dict[str, Any]]:

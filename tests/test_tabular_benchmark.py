@@ -69,3 +69,14 @@ def test_end_to_end_one_seed_tiny_budget(tmp_path):
     summary = data["summary"]["eyeriss"]
     assert set(summary["median_hv_fraction"]) == {"linas", "evolutionary", "random"}
     assert all(0 <= v <= 1 for r in data["runs"] for v in r["hv_fraction"])
+
+
+def test_summary_gives_the_spread_over_seeds_behind_each_median():
+    def run(seed, curve):
+        return {"device": "d", "tactic": "linas", "seed": seed, "hv_fraction": curve}
+
+    flat = [0.5] * 100
+    runs = [run(0, [0.1] * 49 + [0.9] * 51), run(1, flat), run(2, [0.2] * 99 + [0.95])]
+    summary = tab.summarise(runs, 100)["d"]
+    assert summary["median_hv_fraction"]["linas"]["50"] == 0.5
+    assert summary["hv_fraction_range"]["linas"] == {"50": [0.2, 0.9], "100": [0.5, 0.95]}
