@@ -109,17 +109,18 @@ class LinasTactic:
         self.models.refit(configs, columns)
         scores = self.models.scores()
         n_evolutionary = round(n_batch * (1.0 - predictor_trust(scores)))
-        scorer = PredictedScorer(ctx, self.models)
-        if n_batch > n_evolutionary:
-            self._inner_search(ctx, scorer)
+        n_predicted = n_batch - n_evolutionary
         rows = ctx.rows[:0]
-        pool_keys = sorted(k for k in scorer.table if k not in ctx.known)
-        if pool_keys and n_batch > n_evolutionary:
-            pool_rows = np.stack([np.frombuffer(k, dtype=np.int64) for k in pool_keys])
-            pool_F = np.stack([scorer.table[k][0] for k in pool_keys])
-            pool_G = np.stack([scorer.table[k][1] for k in pool_keys])
-            chosen = choose_batch(pool_F, pool_G, ctx.F, ctx.G, ctx.scale, n_batch - n_evolutionary)
-            rows = pool_rows[chosen]
+        if n_predicted:
+            scorer = PredictedScorer(ctx, self.models)
+            self._inner_search(ctx, scorer)
+            pool_keys = sorted(k for k in scorer.table if k not in ctx.known)
+            if pool_keys:
+                pool_rows = np.stack([np.frombuffer(k, dtype=np.int64) for k in pool_keys])
+                pool_F = np.stack([scorer.table[k][0] for k in pool_keys])
+                pool_G = np.stack([scorer.table[k][1] for k in pool_keys])
+                chosen = choose_batch(pool_F, pool_G, ctx.F, ctx.G, ctx.scale, n_predicted)
+                rows = pool_rows[chosen]
         origins = ("linas",) * len(rows)
         if n_evolutionary:
             fallback = self._evolutionary(ctx, rows, n_evolutionary)
