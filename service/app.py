@@ -34,6 +34,7 @@ from service.api.error_responses import errors
 from service.api.overload import ConcurrencyLimit
 from service.api.schemas.common import HealthOut
 from service.api.storable_text import StorableText
+from service.auth.gate import AuthGate
 from service.config import Settings
 from service.db.engine import (
     check_schema_current,
@@ -115,7 +116,9 @@ def _open_read_path(app: FastAPI, settings: Settings) -> Engine:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.front_cache = FrontCache()
+    app.state.front_cache = FrontCache(max_age_s=settings.front_max_age_s)
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    app.state.auth_gate = AuthGate(admin_token, settings.agent_tokens, settings.auth_recheck_s)
     app.state.schema_revision = head_revision(settings.resolved_database_url)
     app.state.health_body = HealthOut(
         status="ok", database=engine.dialect.name, schema_revision=app.state.schema_revision

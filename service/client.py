@@ -236,7 +236,12 @@ class Job:
                 bar.close()
 
     def pareto(self) -> ParetoOut:
-        return ParetoOut.model_validate(self.client._json("GET", f"{self.path}/pareto"))
+        """The job's current front (`no-cache`: compared with the database on this request,
+        not the up-to-0.5 s-old front a server process keeps for pollers)."""
+        headers = {"Cache-Control": "no-cache"}
+        return ParetoOut.model_validate(
+            self.client._json("GET", f"{self.path}/pareto", headers=headers)
+        )
 
     def candidates(self, page_size: int = 500) -> Iterator[CandidateOut]:
         after = 0

@@ -6,7 +6,8 @@ test_auth_server.py."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from service.api.route_scopes import (
 )
 from service.app import create_app
 from service.auth import tokens
+from service.auth.gate import GRACE_S
 from service.config import Settings
 from service.db.engine import transaction
 from service.db.models import ApiToken
@@ -83,7 +85,9 @@ def world(session_factory: sessionmaker[Session]) -> dict[str, Any]:
 
 @pytest.fixture
 def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    with _app(database_url, tmp_path) as app_client:
+    """These tests change tokens in the database behind the server's back, as the CLI or another
+    server process does: with `auth_recheck_s=0` each change holds from the next request."""
+    with _app(database_url, tmp_path, auth_recheck_s=0) as app_client:
         yield app_client
 
 
@@ -226,10 +230,16 @@ def test_last_use_is_recorded_and_listings_hold_no_secret(
 
 
 def test_an_admin_makes_lists_and_revokes_tokens_over_http(
-    client: TestClient, session_factory: sessionmaker[Session]
+    database_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
 ) -> None:
+    """With the default recheck window: what this process's API changes holds at once."""
     with transaction(session_factory) as session:
         admin = _bearer(tokens.create_token(session, "root", "admin")[1])
+    with _app(database_url, tmp_path) as client:
+        _make_list_and_revoke(client, admin)
+
+
+def _make_list_and_revoke(client: TestClient, admin: dict[str, str]) -> None:
     made = client.post("/v1/tokens", json={"scope": "submit", "name": "ci"}, headers=admin)
     assert made.status_code == 201, made.text
     assert made.headers["Location"] == f"/v1/tokens/{made.json()['id']}"
@@ -252,6 +262,37 @@ def test_an_admin_makes_lists_and_revokes_tokens_over_http(
         assert (refused.status_code, refused.json()["error"]) == (422, error), refused.text
     assert client.post("/v1/tokens/99/revoke", headers=admin).status_code == 404
     assert len(client.get("/v1/tokens", headers=admin).json()) == 2
+
+
+def test_token_changes_made_elsewhere_hold_within_the_recheck_window(
+    database_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+) -> None:
+    """Between database checks the server answers from memory: a first token made by another
+    process turns authentication on, and a revocation there takes effect, within
+    `auth_recheck_s` (+ the grace while one request reads it again), not before."""
+    window = 1.5
+    with _app(database_url, tmp_path, auth_recheck_s=window) as client:
+        assert client.get("/v1/supernets").status_code == 200  # open: read and remembered
+        with transaction(session_factory) as session:
+            info, secret = tokens.create_token(session, "elsewhere", "read")
+        assert client.get("/v1/supernets").status_code == 200  # still open, from memory
+        _wait_until(lambda: client.get("/v1/supernets").status_code == 401, window + GRACE_S)
+        assert client.get("/v1/supernets", headers=_bearer(secret)).status_code == 200
+        with transaction(session_factory) as session:
+            tokens.revoke_token(session, info.id)
+        assert client.get("/v1/supernets", headers=_bearer(secret)).status_code == 200  # kept
+        _wait_until(
+            lambda: client.get("/v1/supernets", headers=_bearer(secret)).status_code == 401,
+            window + GRACE_S,
+        )
+
+
+def _wait_until(condition: Callable[[], bool], within_s: float) -> None:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within_s + 1.0, f"not within {within_s} s"
+        time.sleep(0.05)
+    assert time.monotonic() - started >= 0.5  # it did hold from memory for a while
 
 
 def test_scopes_are_checked_and_secrets_stay_out_of_settings_repr() -> None:

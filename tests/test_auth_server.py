@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from service_processes import Server, free_port, hwnas, service_env, wait_for
 
 from service.agent.device_agent import DeviceAgent
+from service.auth.gate import GRACE_S
 from service.cli import main
 from service.cli.serve import open_to_network
 from service.client import Client, HwnasError
@@ -96,7 +98,14 @@ def test_cli_tokens_work_on_a_real_server_and_never_reach_its_log(
     assert secret not in listed and rows[0]["prefix"] == secret[:12]
     assert rows[0]["last_used_at"] and rows[0]["expires_at"]
     assert tokens_cli("revoke", str(rows[0]["id"]))[0] == 0
-    revoked = server.client.get("/v1/jobs", headers={"Authorization": f"Bearer {secret}"})
+    # Revoked by another process: the server holds it as usable for at most
+    # HWNAS_AUTH_RECHECK_S (1 s) + the grace of one database read (docs/security.md).
+    deadline = time.monotonic() + 1.0 + GRACE_S + 2.0
+    while True:
+        revoked = server.client.get("/v1/jobs", headers={"Authorization": f"Bearer {secret}"})
+        if revoked.status_code != 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
 
     status, out, err = tokens_cli("create", "--scope", "root")

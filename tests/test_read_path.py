@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import time
 from pathlib import Path
 
 import factories
@@ -17,9 +18,12 @@ from fastapi.testclient import TestClient
 from service.api.overload import ConcurrencyLimit
 from service.app import create_app
 from service.config import Settings
+from service.dashboard import STATIC_DIR
 from service.db.engine import downgrade_database, transaction, upgrade_database
 from service.db.models import Job, JobStatus
+from service.errors import NotFoundError
 from service.jobs.evaluations import Batch, CacheKey, store_batch
+from service.jobs.fronts import FrontCache
 from service.search.records import Evaluation, FrontResult, IterationRecord
 
 WORKER = "test-worker"
@@ -60,6 +64,12 @@ def store_one(api: TestClient, job_id: int, supernet_id: int, accuracy: float) -
     return evaluation.config_hash
 
 
+@pytest.fixture(scope="module")
+def api_settings() -> dict[str, float]:
+    """Fronts kept for a minute: what is served from memory does not depend on timing."""
+    return {"front_max_age_s": 60.0}
+
+
 def test_front_has_an_etag_answers_304_until_a_batch_is_stored(api_client: TestClient) -> None:
     job_id, supernet_id = running_job_with_front(api_client)
     first = api_client.get(f"/v1/jobs/{job_id}/pareto")
@@ -73,16 +83,39 @@ def test_front_has_an_etag_answers_304_until_a_batch_is_stored(api_client: TestC
     assert stale.status_code == 200 and stale.content == first.content
 
     new_hash = store_one(api_client, job_id, supernet_id, 95.0)
-    moved = api_client.get(f"/v1/jobs/{job_id}/pareto", headers={"If-None-Match": etag})
+    # Within HWNAS_FRONT_MAX_AGE_S the kept front is served without the database ...
+    kept = api_client.get(f"/v1/jobs/{job_id}/pareto", headers={"If-None-Match": etag})
+    assert kept.status_code == 304
+    # ... and `Cache-Control: no-cache` asks for the database's current one.
+    moved = api_client.get(
+        f"/v1/jobs/{job_id}/pareto", headers={"If-None-Match": etag, "Cache-Control": "no-cache"}
+    )
     assert moved.status_code == 200 and moved.headers["etag"] != etag
     assert [p["config_hash"] for p in moved.json()["points"]] == [new_hash]
 
     cancelled = api_client.post(f"/v1/jobs/{job_id}/cancel")
     assert cancelled.status_code == 202
     after_cancel = api_client.get(
-        f"/v1/jobs/{job_id}/pareto", headers={"If-None-Match": moved.headers["etag"]}
+        f"/v1/jobs/{job_id}/pareto",
+        headers={"If-None-Match": moved.headers["etag"], "Cache-Control": "no-cache"},
     )
     assert after_cancel.status_code == 304  # cancel_requested is not part of the front
+
+
+def test_reading_the_job_marks_an_older_kept_front_for_comparison(
+    api_client: TestClient,
+) -> None:
+    """A client that polls the job until it sees a new count or status, then reads the front,
+    gets the front of what it saw, not the kept one."""
+    job_id, supernet_id = running_job_with_front(api_client)
+    first = api_client.get(f"/v1/jobs/{job_id}/pareto")
+    new_hash = store_one(api_client, job_id, supernet_id, 97.0)
+    assert api_client.get(f"/v1/jobs/{job_id}/pareto").content == first.content  # kept
+    job = api_client.get(f"/v1/jobs/{job_id}")
+    assert job.json()["validations_used"] == 3
+    after = api_client.get(f"/v1/jobs/{job_id}/pareto")
+    assert after.headers["etag"] != first.headers["etag"]
+    assert [p["config_hash"] for p in after.json()["points"]] == [new_hash]
 
 
 def test_unknown_job_front_is_a_json_404(api_client: TestClient) -> None:
@@ -178,3 +211,43 @@ def test_serve_refuses_several_workers_on_sqlite(
     monkeypatch.delenv("HWNAS_DATABASE_URL", raising=False)
     assert hwnas_main(["serve", "--workers", "2"]) == 2
     assert "needs PostgreSQL" in caplog.text and "HWNAS_DATABASE_URL" in caplog.text
+
+
+def test_a_stale_front_is_compared_by_one_request_while_the_others_get_the_kept_one(
+    api_client: TestClient,
+) -> None:
+    job_id, _ = running_job_with_front(api_client)
+    cache = FrontCache(max_age_s=0.05)
+    factory = api_client.app.state.session_factory  # type: ignore[attr-defined]
+    assert cache.from_memory(job_id) is None  # nothing kept yet
+    with factory() as session:
+        front = cache.current(session, job_id)
+    assert cache.from_memory(job_id) is front
+    time.sleep(0.06)
+    assert cache.from_memory(job_id) is None  # this request compares with the database ...
+    assert cache.from_memory(job_id) is front  # ... the ones meanwhile get the kept front
+    with factory() as session:
+        assert cache.current(session, job_id).etag == front.etag
+    assert cache.from_memory(job_id) is front
+    with factory() as session, pytest.raises(NotFoundError):
+        cache.current(session, 987654)
+    assert FrontCache(max_age_s=0).from_memory(job_id) is None  # 0: always the database
+
+
+def test_dashboard_files_are_served_from_memory_with_an_etag(api_client: TestClient) -> None:
+    shipped = (STATIC_DIR / "app.js").read_bytes()
+    first = api_client.get("/dashboard/static/app.js")
+    assert first.status_code == 200 and first.content == shipped
+    assert first.headers["content-type"].startswith("text/javascript")
+    etag = first.headers["etag"]
+    again = api_client.get("/dashboard/static/app.js", headers={"If-None-Match": f"W/{etag}"})
+    assert (again.status_code, again.content) == (304, b"")
+    other = api_client.get("/dashboard/static/job.js", headers={"If-None-Match": etag})
+    assert other.status_code == 200 and other.headers["etag"] != etag
+    head = api_client.head("/dashboard/static/app.js")
+    assert head.headers["content-length"] == str(len(shipped)) and head.content == b""
+    assert api_client.get("/dashboard/static/vendor/README.md").status_code == 200
+    for missing in ("nothing.js", "../app.py", "vendor"):
+        assert api_client.get(f"/dashboard/static/{missing}").status_code == 404, missing
+    refused = api_client.post("/dashboard/static/app.js")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"

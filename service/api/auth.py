@@ -13,16 +13,17 @@ logged or echoed.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import SessionDep
 from service.auth import tokens
+from service.auth.gate import AuthGate
 from service.config import Settings
 from service.errors import ForbiddenError, UnauthorizedError
 
@@ -46,6 +47,10 @@ _BEARER = HTTPBearer(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
 
 
+def _secret(credentials: HTTPAuthorizationCredentials | None) -> str:
+    return credentials.credentials.strip() if credentials else ""
+
+
 def caller_scope(
     request: Request,
     session: Session,
@@ -53,22 +58,14 @@ def caller_scope(
     needed: str,
 ) -> str:
     """The scope of the presented bearer token; 401 when there is none or it is not usable."""
-    secret = credentials.credentials.strip() if credentials else ""
+    secret = _secret(credentials)
     if not secret:
         raise UnauthorizedError(f"this route needs {needed}: {_HOW}")
-    settings: Settings = request.app.state.settings
-    # Header values arrive as latin-1 text; compare bytes so any character is just a mismatch.
-    given = secret.encode("utf-8", "surrogateescape")
-    admin = settings.admin_token
-    if admin is not None and hmac.compare_digest(given, admin.get_secret_value().encode()):
-        return "admin"
-    matched = None
-    for device, token in settings.agent_tokens.items():  # every one compared: time tells nothing
-        if hmac.compare_digest(given, token.encode()):
-            matched = device
-    if matched is not None:
-        return tokens.AGENT_SCOPE_PREFIX + matched
-    check = tokens.check_secret(session, secret)
+    gate: AuthGate = request.app.state.auth_gate
+    scope = gate.environment_scope(secret) or gate.trusted_scope(secret)
+    if scope is not None:
+        return scope
+    check = gate.read_stored_token(session, secret)
     if check.scope is None:
         raise UnauthorizedError(f"{check.refusal}; this route needs {needed}: {_HOW}")
     return check.scope
@@ -85,11 +82,38 @@ class ScopeGuard:
     def role_for(self, method: str) -> str:
         return self.read_role if method in READ_METHODS else self.write_role
 
-    def __call__(self, request: Request, session: SessionDep, credentials: Credentials) -> None:
-        if not auth_enabled(request.app.state.settings, session):
+    async def __call__(self, request: Request, credentials: Credentials) -> None:
+        """From memory when the gate knows the answer (no thread, no database); otherwise one
+        trip to the thread pool on a session of its own."""
+        gate: AuthGate = request.app.state.auth_gate
+        enabled = gate.enabled_from_memory()
+        if enabled is False:
             return
+        secret = _secret(credentials)
+        if enabled and not secret:
+            role = self.role_for(request.method)
+            raise UnauthorizedError(f"this route needs a token of scope {role} or above: {_HOW}")
+        scope = (gate.environment_scope(secret) or gate.trusted_scope(secret)) if secret else None
+        if enabled is None or scope is None:
+            await run_in_threadpool(self._check_reading_the_database, request, credentials)
+        else:
+            self._check_grant(request, scope)
+
+    def _check_reading_the_database(
+        self, request: Request, credentials: HTTPAuthorizationCredentials | None
+    ) -> None:
+        gate: AuthGate = request.app.state.auth_gate
+        factory: sessionmaker[Session] = request.app.state.session_factory
+        with factory.begin() as session:  # committed: a token's last use is recorded
+            if not gate.read_enabled(session):
+                return
+            role = self.role_for(request.method)
+            needed = f"a token of scope {role} or above"
+            scope = caller_scope(request, session, credentials, needed)
+        self._check_grant(request, scope)
+
+    def _check_grant(self, request: Request, scope: str) -> None:
         role = self.role_for(request.method)
-        scope = caller_scope(request, session, credentials, f"a token of scope {role} or above")
         if not tokens.grants(scope, role):
             raise ForbiddenError(
                 f"{request.method} {request.url.path} needs a token of scope {role} or above "

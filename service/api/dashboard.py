@@ -11,11 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import FileResponse
-from fastapi.staticfiles import StaticFiles
 
 from service.api.auth import requires
 from service.api.deps import DbId, SessionDep
 from service.api.error_responses import errors
+from service.api.packaged_files import PackagedFiles
 from service.dashboard import STATIC_DIR
 from service.jobs import sampling
 from service.jobs.views import CandidateOut
@@ -57,4 +57,4 @@ def install(app: FastAPI, responses: dict[int | str, dict[str, Any]]) -> None:
     `responses`) on `app`."""
     app.include_router(router, responses=responses)
     app.include_router(pages)
-    app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
+    app.mount("/dashboard/static", PackagedFiles(STATIC_DIR), name="dashboard-static")

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from service.api.auth import requires
 from service.api.deps import MAX_DB_ID, DbId, SessionDep, read_in_thread
@@ -45,6 +44,8 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobOut, responses=errors(404))
 async def show_job(job_id: DbId, request: Request) -> Response:
     job = await read_in_thread(request, lambda s: results.job_out(s, queue.get_job(s, job_id)))
+    cache: FrontCache = request.app.state.front_cache
+    cache.seen(job_id, job.status, job.validations_used)
     return _json(job)
 
 
@@ -68,21 +69,19 @@ def cancel_job(job_id: DbId, session: SessionDep) -> JobOut:
 )
 async def pareto_front(job_id: DbId, request: Request) -> Response:
     """The front, built once per job version and served with its `ETag`; send it back in
-    `If-None-Match` to get a bodiless 304 while the front is unchanged."""
+    `If-None-Match` to get a bodiless 304 while the front is unchanged. It may be up to
+    `HWNAS_FRONT_MAX_AGE_S` (0.5 s) older than the database; `Cache-Control: no-cache` asks for
+    the database's current front."""
     cache: FrontCache = request.app.state.front_cache
+    revalidate = "no-cache" in request.headers.get("cache-control", "").lower()
+    front = None if revalidate else cache.from_memory(job_id)
+    if front is None:
+        front = await read_in_thread(request, lambda session: cache.current(session, job_id))
+    headers = {"ETag": front.etag, "Cache-Control": "no-cache"}
     wanted = request.headers.get("if-none-match")
-
-    def read(session: Session) -> tuple[str, bytes | None]:
-        etag = cache.etag(session, job_id)
-        if wanted is not None and _etag_matches(wanted, etag):
-            return etag, None
-        return etag, cache.front(session, job_id, etag).body
-
-    etag, body = await read_in_thread(request, read)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if body is None:
+    if wanted is not None and _etag_matches(wanted, front.etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(front.body, media_type="application/json", headers=headers)
 
 
 def _etag_matches(if_none_match: str, etag: str) -> bool:

@@ -52,6 +52,7 @@ class TokenCheck:
 
     scope: str | None
     refusal: str = ""
+    expires_at: datetime | None = None  # UTC, for a usable token that expires
 
 
 def check_scope(scope: str) -> str:
@@ -147,7 +148,8 @@ def check_secret(session: Session, secret: str) -> TokenCheck:
         )
         .values(last_used_at=now)
     )
-    return TokenCheck(row.scope)
+    expires_at = as_utc(row.expires_at) if row.expires_at is not None else None
+    return TokenCheck(row.scope, expires_at=expires_at)
 
 
 def _info(row: ApiToken) -> TokenInfo:

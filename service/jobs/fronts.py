@@ -7,12 +7,20 @@ So (status, validations used, newest candidate id, newest iteration id) — one 
 and two index probes — names a version of the front; a request for a version
 already built reads the cached bytes, and a client that sends that version's ETag in
 `If-None-Match` gets a 304 without a body.
+
+Even that lookup costs a trip to the thread pool, which under load costs more than the query
+(docs/benchmarks.md, issue 20). So a version compared with the database less than
+`HWNAS_FRONT_MAX_AGE_S` ago (0.5 s by default) is served from memory; a request with
+`Cache-Control: no-cache` always compares, and reading the job (`GET /v1/jobs/{id}`) marks a kept
+front of another status or count for comparison.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -27,10 +35,18 @@ from service.jobs.results import pareto_out
 CACHED_JOBS = 256
 
 
+FrontVersion = tuple[str, int, int, int]
+
+# While one request compares a stale front with the database, the others are served the kept
+# one, but never one whose last comparison is older than this.
+STALE_LIMIT_S = 5.0
+
+
 @dataclass(frozen=True)
 class ServedFront:
     etag: str
     body: bytes
+    version: FrontVersion
 
 
 # Built once (statement construction costs more than the indexed lookups it runs), executed
@@ -43,8 +59,6 @@ _VERSION = select(
     .where(JobIteration.job_id == bindparam("job_id"))
     .scalar_subquery(),
 ).where(Job.id == bindparam("job_id"))
-
-FrontVersion = tuple[str, int, int, int]
 
 
 def front_version(session: Session, job_id: int) -> FrontVersion:
@@ -62,44 +76,89 @@ def etag_of(job_id: int, version: FrontVersion) -> str:
     return f'"front-{digest}"'
 
 
-class FrontCache:
-    """The latest served front of up to `CACHED_JOBS` jobs, shared by a process's threads."""
+@dataclass
+class _Kept:
+    front: ServedFront
+    checked_at: float  # time.monotonic() when its version was last compared with the database
+    refreshing: bool = False
 
-    def __init__(self, capacity: int = CACHED_JOBS) -> None:
+
+class FrontCache:
+    """The latest served front of up to `CACHED_JOBS` jobs, shared by a process's threads.
+
+    A front whose version was compared with the database less than `max_age_s` ago is served
+    from memory (no thread, no query); past that, one request compares it again while the others
+    keep getting the kept front (for at most `STALE_LIMIT_S`). `max_age_s = 0` compares on every
+    request.
+    """
+
+    def __init__(self, capacity: int = CACHED_JOBS, max_age_s: float = 0.0) -> None:
         self._capacity = capacity
-        self._fronts: OrderedDict[int, ServedFront] = OrderedDict()
+        self._max_age_s = max_age_s
+        self._kept: OrderedDict[int, _Kept] = OrderedDict()
         self._lock = threading.Lock()
         self._building = threading.Lock()
 
-    def etag(self, session: Session, job_id: int) -> str:
-        return etag_of(job_id, front_version(session, job_id))
+    def from_memory(self, job_id: int) -> ServedFront | None:
+        """The kept front when it may be served without the database; None when the caller must
+        call `current` (and, if this returned None for a stale front, is the one refreshing it)."""
+        if self._max_age_s <= 0:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            kept = self._kept.get(job_id)
+            if kept is None:
+                return None
+            age = now - kept.checked_at
+            if age < self._max_age_s or (kept.refreshing and age < STALE_LIMIT_S):
+                return kept.front
+            kept.refreshing = True
+            return None
 
-    def front(self, session: Session, job_id: int, etag: str | None = None) -> ServedFront:
-        """The front named `etag` (the job's current version when not given)."""
-        etag = etag or self.etag(session, job_id)
-        cached = self._cached(job_id, etag)
-        if cached is not None:
-            return cached
+    def seen(self, job_id: int, status: str, validations_used: int) -> None:
+        """A job row read by another route: a kept front of an older status or count is
+        compared again on its next request (so a client that saw the job finish then reads its
+        final front)."""
+        with self._lock:
+            kept = self._kept.get(job_id)
+            if kept is not None and kept.front.version[:2] != (status, validations_used):
+                kept.checked_at = -math.inf
+
+    def current(self, session: Session, job_id: int) -> ServedFront:
+        """The front at the job's version in the database: kept bytes when that version was
+        built already; 404 if there is no such job."""
+        try:
+            version = front_version(session, job_id)
+        except BaseException:
+            with self._lock:
+                self._kept.pop(job_id, None)
+            raise
+        etag = etag_of(job_id, version)
+        front = self._kept_front(job_id, etag)
+        if front is None:
+            front = self._build(session, job_id, etag, version)
+        with self._lock:
+            self._kept[job_id] = _Kept(front, time.monotonic())
+            self._kept.move_to_end(job_id)
+            while len(self._kept) > self._capacity:
+                self._kept.popitem(last=False)
+        return front
+
+    def _build(
+        self, session: Session, job_id: int, etag: str, version: FrontVersion
+    ) -> ServedFront:
         # One build at a time: the requests that arrive while a new version is built wait for
         # it rather than each building the same front (and fighting over the GIL to do so).
         with self._building:
-            cached = self._cached(job_id, etag)
-            if cached is not None:
-                return cached
+            front = self._kept_front(job_id, etag)
+            if front is not None:
+                return front
             # Under READ COMMITTED the front may be a batch newer than `etag`: the next request
             # then sees a newer version and rebuilds; a front is never older than its tag.
-            built = ServedFront(etag, pareto_out(session, job_id).model_dump_json().encode())
-            with self._lock:
-                self._fronts[job_id] = built
-                self._fronts.move_to_end(job_id)
-                while len(self._fronts) > self._capacity:
-                    self._fronts.popitem(last=False)
-        return built
+            body = pareto_out(session, job_id).model_dump_json().encode()
+            return ServedFront(etag, body, version)
 
-    def _cached(self, job_id: int, etag: str) -> ServedFront | None:
+    def _kept_front(self, job_id: int, etag: str) -> ServedFront | None:
         with self._lock:
-            cached = self._fronts.get(job_id)
-            if cached is None or cached.etag != etag:
-                return None
-            self._fronts.move_to_end(job_id)
-            return cached
+            kept = self._kept.get(job_id)
+            return kept.front if kept is not None and kept.front.etag == etag else None
