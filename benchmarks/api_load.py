@@ -4,14 +4,16 @@ job with 100,000 candidates, while a writer process stores validations into that
     .venv/bin/python benchmarks/api_load.py [--duration 60] [--connections 1,10,50,200]
         [--databases sqlite,postgres] [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
         [--candidates 100000] [--routes health,static,job,pareto,candidates,export]
-        [--workers 1] [--json benchmarks/data/api_load.json]
+        [--workers 1] [--warmup 5] [--json benchmarks/data/api_load.json]
 
 For each database: a fresh SQLite file, or a throwaway database on the PostgreSQL server (dropped
 afterwards); the job's candidates are bulk-inserted (4 metrics each, 25 on the front), then
 `hwnas serve --no-worker` starts, and a writer process (`jobs.evaluations.store_batch`, the
 worker's own write) stores a batch of 8 validations every `--writer-interval-s` into the job, which
 moves its front and its version. For every connection count, wrk (`apt-get install wrk`, script
-`benchmarks/api_load.lua`) drives each route for `--duration` seconds; the table gives p50 / p99 /
+`benchmarks/api_load.lua`) drives each route for `--warmup` seconds (not timed: the server's first
+requests after start-up and a route's first build are not what a poller sees; their errors are
+still reported), then for `--duration` seconds; the table gives p50 / p99 /
 p99.9, requests/s, responses by status class and socket errors (a dropped connection is a read
 error), and each route's p99 over the static file's p99 of the same run. Installs wrk with
 apt-get when it is missing and the benchmark runs as root.
@@ -293,6 +295,9 @@ def measure(
             for connections in args.connections:
                 for route in args.routes:
                     path = ROUTES[route].format(job=job, middle=args.candidates // 2)
+                    warmup = {"errors": 0, "non_2xx": 0}
+                    if args.warmup > 0:  # not timed; its errors are still reported
+                        warmup = run_wrk(base + path, connections, args.warmup, args.wrk_timeout_s)
                     result = run_wrk(base + path, connections, args.duration, args.wrk_timeout_s)
                     rows.append(
                         {
@@ -300,6 +305,9 @@ def measure(
                             "route": route,
                             "path": path,
                             "connections": connections,
+                            "warmup_s": args.warmup,
+                            "warmup_errors": warmup["errors"],
+                            "warmup_non_2xx": warmup["non_2xx"],
                             **result,
                         }
                     )
@@ -353,6 +361,11 @@ def print_row(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         f"{row['status_2xx']:>7} {row['non_2xx']:>7} {row['errors']:>6} {ratio:>10.2f}",
         flush=True,
     )
+    if row["warmup_errors"] or row["warmup_non_2xx"]:
+        print(
+            f"  warm-up: {row['warmup_errors']} errors, {row['warmup_non_2xx']} non-2xx",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -370,6 +383,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL)")
     parser.add_argument("--writer-interval-s", type=float, default=1.0)
     parser.add_argument("--wrk-timeout-s", type=int, default=30)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=5,
+        help="seconds of the same load before each timed run, not timed (0: none)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every row here")
     args = parser.parse_args()
     if not ensure_wrk():

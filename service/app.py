@@ -31,6 +31,7 @@ from service.api import (
 from service.api.auth import auth_enabled
 from service.api.error_responses import COMMON as COMMON_ERRORS
 from service.api.error_responses import errors
+from service.api.front_from_memory import FrontFromMemory
 from service.api.overload import ConcurrencyLimit
 from service.api.schemas.common import HealthOut
 from service.api.storable_text import StorableText
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_queued=settings.max_queued_requests,
         queue_timeout_s=settings.queue_timeout_s,
     )
+    app.add_middleware(FrontFromMemory, guard=jobs.ACCESS)  # outside the limit: no thread, no query
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

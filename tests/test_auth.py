@@ -287,6 +287,38 @@ def test_token_changes_made_elsewhere_hold_within_the_recheck_window(
         )
 
 
+def test_a_front_answered_from_memory_lets_in_only_whom_the_jobs_router_would(
+    database_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+) -> None:
+    """Polls of a kept front are answered before routing (`api/front_from_memory.py`), on what
+    the auth gate remembers: every caller the route refuses is still refused, by the route."""
+    with transaction(session_factory) as session:
+        job = factories.job(session, factories.supernet(session).id)
+        factories.candidate(session, job.id, {"accuracy": 90.0}, pareto_role="front")
+        reader_info, reader = tokens.create_token(session, "reader", "read")
+    admin = _bearer(ADMIN_ENV_TOKEN)
+    settings = {"admin_token": ADMIN_ENV_TOKEN, "agent_tokens": f"e={ENV_AGENT_TOKEN}"}
+    with _app(database_url, tmp_path, auth_recheck_s=60, front_max_age_s=60, **settings) as client:
+        url = f"/v1/jobs/{job.id}/pareto"
+        front = client.get(url, headers=admin)  # the route builds and keeps the front
+        assert front.status_code == 200
+        for headers, status in (
+            ({}, 401),
+            (_bearer("not-a-token-0123456789"), 401),
+            ({"Authorization": f"Basic {ADMIN_ENV_TOKEN}"}, 401),
+            (_bearer(ENV_AGENT_TOKEN), 403),  # agents read no fronts
+        ):
+            refused = client.get(url, headers=headers)
+            assert refused.status_code == status, headers
+            assert refused.json()["error"] in ("unauthorized", "forbidden")
+        for _ in range(2):  # read from the database, then remembered
+            assert client.get(url, headers=_bearer(reader)).content == front.content
+        revoked = client.post(f"/v1/tokens/{reader_info.id}/revoke", headers=admin)
+        assert revoked.status_code == 200
+        assert client.get(url, headers=_bearer(reader)).status_code == 401
+        assert client.get(url, headers=admin).content == front.content
+
+
 def _wait_until(condition: Callable[[], bool], within_s: float) -> None:
     started = time.monotonic()
     while not condition():

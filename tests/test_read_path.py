@@ -13,8 +13,10 @@ from pathlib import Path
 import factories
 import httpx
 import pytest
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
+from service.api import jobs
 from service.api.overload import ConcurrencyLimit
 from service.app import create_app
 from service.config import Settings
@@ -232,6 +234,41 @@ def test_a_stale_front_is_compared_by_one_request_while_the_others_get_the_kept_
     with factory() as session, pytest.raises(NotFoundError):
         cache.current(session, 987654)
     assert FrontCache(max_age_s=0).from_memory(job_id) is None  # 0: always the database
+
+
+def test_a_poll_of_a_kept_front_is_answered_before_routing_as_the_route_answers(
+    api_client: TestClient,
+) -> None:
+    """`api/front_from_memory.py`: the same status, headers and body as the route, without it
+    (a dependency override that would refuse every routed request shows which path answered);
+    what it is not sure of (no-cache, a body, HEAD) still goes to the route."""
+    job_id, _ = running_job_with_front(api_client)
+    url = f"/v1/jobs/{job_id}/pareto"
+    routed = api_client.get(url, headers={"Cache-Control": "no-cache"})
+    etag = routed.headers["etag"]
+    routed_304 = api_client.get(url, headers={"Cache-Control": "no-cache", "If-None-Match": etag})
+    app = api_client.app
+    app.dependency_overrides[jobs.ACCESS] = _refuse_every_routed_request  # type: ignore[attr-defined]
+    try:
+        kept = api_client.get(url)
+        kept_304 = api_client.get(url, headers={"If-None-Match": f'"x", W/{etag}'})
+        still_routed = [
+            api_client.get(url, headers={"Cache-Control": "no-cache"}),
+            api_client.request("GET", url, content=b"{}"),
+            api_client.head(url),
+            api_client.get(f"{url}/", follow_redirects=False),  # the router redirects it
+        ]
+    finally:
+        app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    assert (kept.status_code, kept.content) == (200, routed.content)
+    assert kept.headers.items() == routed.headers.items()
+    assert (kept_304.status_code, kept_304.content) == (304, b"")
+    assert kept_304.headers.items() == routed_304.headers.items()
+    assert [r.status_code for r in still_routed] == [418, 418, 405, 307]
+
+
+def _refuse_every_routed_request() -> None:
+    raise HTTPException(status_code=418, detail="this request went through the router")
 
 
 def test_dashboard_files_are_served_from_memory_with_an_etag(api_client: TestClient) -> None:

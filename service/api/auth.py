@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -98,6 +99,21 @@ class ScopeGuard:
             await run_in_threadpool(self._check_reading_the_database, request, credentials)
         else:
             self._check_grant(request, scope)
+
+    def admits_from_memory(self, gate: AuthGate, method: str, authorization: str | None) -> bool:
+        """Whether this guard lets the request in on what `gate` remembers, reading nothing and
+        claiming no refresh. True only where `__call__` lets it in too; False means "ask
+        `__call__`", which may still let it in, or answer 401/403."""
+        enabled = gate.enabled_from_memory(claim_refresh=False)
+        if enabled is False:
+            return True
+        if enabled is None:
+            return False
+        scheme, secret = get_authorization_scheme_param(authorization)  # as HTTPBearer reads it
+        if scheme.lower() != "bearer" or not secret:
+            return False
+        scope = gate.environment_scope(secret) or gate.trusted_scope(secret, claim_refresh=False)
+        return scope is not None and tokens.grants(scope, self.role_for(method))
 
     def _check_reading_the_database(
         self, request: Request, credentials: HTTPAuthorizationCredentials | None

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from service.api.auth import requires
+from service.api.auth import ScopeGuard
 from service.api.deps import MAX_DB_ID, DbId, SessionDep, read_in_thread
 from service.api.error_responses import errors
 from service.api.schemas.jobs import JobIn
 from service.catalog import supernets as supernet_catalog
 from service.catalog.artifacts import subnet_onnx_file
 from service.jobs import queue, results
-from service.jobs.fronts import FrontCache
+from service.jobs.fronts import FrontCache, etag_matches
 from service.jobs.specs import check_job_request
 from service.jobs.views import CandidatePageOut, JobOut, ParetoOut
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[requires(write="submit")])
+# Also consulted by `api/front_from_memory.py`, which answers polls of the front before routing.
+ACCESS = ScopeGuard(write_role="submit")
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(ACCESS)])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut, responses=errors(413))
@@ -79,15 +81,9 @@ async def pareto_front(job_id: DbId, request: Request) -> Response:
         front = await read_in_thread(request, lambda session: cache.current(session, job_id))
     headers = {"ETag": front.etag, "Cache-Control": "no-cache"}
     wanted = request.headers.get("if-none-match")
-    if wanted is not None and _etag_matches(wanted, front.etag):
+    if wanted is not None and etag_matches(wanted, front.etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(front.body, media_type="application/json", headers=headers)
-
-
-def _etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 weak comparison against an If-None-Match list (or `*`)."""
-    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return "*" in tags or etag in tags
 
 
 @router.get("/{job_id}/candidates", response_model=CandidatePageOut, responses=errors(404))

@@ -62,8 +62,9 @@ class AuthGate:
         self._trusted: dict[str, _Trusted] = {}
         self._lock = threading.Lock()
 
-    def enabled_from_memory(self) -> bool | None:
-        """True or False when memory knows; None when the caller must `read_enabled`."""
+    def enabled_from_memory(self, *, claim_refresh: bool = True) -> bool | None:
+        """True or False when memory knows; None when the caller must `read_enabled`.
+        `claim_refresh=False` only looks (for a caller that will not read the database)."""
         if self._on_for_good:
             return True
         with self._lock:
@@ -72,7 +73,8 @@ class AuthGate:
                 return None
             if self._may_serve(time.monotonic() - checked, self._off_refreshing):
                 return False
-            self._off_refreshing = True
+            if claim_refresh:
+                self._off_refreshing = True
             return None
 
     def read_enabled(self, session: Session) -> bool:
@@ -97,9 +99,9 @@ class AuthGate:
                 matched = device
         return tokens.AGENT_SCOPE_PREFIX + matched if matched is not None else None
 
-    def trusted_scope(self, secret: str) -> str | None:
+    def trusted_scope(self, secret: str, *, claim_refresh: bool = True) -> str | None:
         """The scope of a stored token checked usable within `recheck_s` and not yet expired;
-        None when the caller must `read_stored_token`."""
+        None when the caller must `read_stored_token` (`claim_refresh` as above)."""
         with self._lock:
             trusted = self._trusted.get(tokens.secret_hash(secret))
             if trusted is None:
@@ -108,7 +110,8 @@ class AuthGate:
                 return None  # read again: the database says "expired" in its own words
             if self._may_serve(time.monotonic() - trusted.checked_at, trusted.refreshing):
                 return trusted.scope
-            trusted.refreshing = True
+            if claim_refresh:
+                trusted.refreshing = True
             return None
 
     def read_stored_token(self, session: Session, secret: str) -> tokens.TokenCheck:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import logging
 import os
@@ -10,10 +11,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from service.config import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("hwnas")
 
@@ -115,11 +120,28 @@ def _run_uvicorn(settings: Settings, args: argparse.Namespace) -> None:
         "timeout_graceful_shutdown": settings.graceful_shutdown_s,
     }
     if args.workers == 1:
-        uvicorn.run(create_app(settings), **serving)
+        uvicorn.run(_long_lived(create_app(settings)), **serving)
         return
     if args.no_worker:  # the worker processes build their own Settings from the environment
         os.environ["HWNAS_EMBEDDED_WORKER"] = "false"
-    uvicorn.run("service.app:create_app", factory=True, workers=args.workers, **serving)
+    uvicorn.run("service.cli.serve:served_app", factory=True, workers=args.workers, **serving)
+
+
+def served_app() -> FastAPI:
+    """The app of each `hwnas serve --workers N` process (uvicorn's factory)."""
+    from service.app import create_app
+
+    return _long_lived(create_app())
+
+
+def _long_lived(app: FastAPI) -> FastAPI:
+    """Everything imported by now (torch, numpy, the routes: ~380,000 objects) lives as long as
+    the server. Left to the collector, every full collection walks all of it, 100–300 ms with
+    the event loop stopped on this 2-core host: most of a poll's p99 under load
+    (docs/benchmarks.md). Frozen, a collection walks only what was made since."""
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def is_loopback(host: str) -> bool:

@@ -76,6 +76,12 @@ def etag_of(job_id: int, version: FrontVersion) -> str:
     return f'"front-{digest}"'
 
 
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison against an If-None-Match list (or `*`)."""
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
 @dataclass
 class _Kept:
     front: ServedFront
@@ -99,9 +105,10 @@ class FrontCache:
         self._lock = threading.Lock()
         self._building = threading.Lock()
 
-    def from_memory(self, job_id: int) -> ServedFront | None:
+    def from_memory(self, job_id: int, *, claim_refresh: bool = True) -> ServedFront | None:
         """The kept front when it may be served without the database; None when the caller must
-        call `current` (and, if this returned None for a stale front, is the one refreshing it)."""
+        call `current` (and, if this returned None for a stale front, is the one refreshing it).
+        `claim_refresh=False` only looks: a caller that will not refresh leaves it to the next."""
         if self._max_age_s <= 0:
             return None
         now = time.monotonic()
@@ -112,7 +119,8 @@ class FrontCache:
             age = now - kept.checked_at
             if age < self._max_age_s or (kept.refreshing and age < STALE_LIMIT_S):
                 return kept.front
-            kept.refreshing = True
+            if claim_refresh:
+                kept.refreshing = True
             return None
 
     def seen(self, job_id: int, status: str, validations_used: int) -> None:
