@@ -277,3 +277,44 @@ def test_second_job_on_the_same_supernet_reuses_cached_validations(
             ).all()
         )
     assert by_job == {first: 3, second: 3}
+
+
+def test_a_resumed_job_gets_the_iteration_rows_its_killed_worker_did_not_write(
+    migrated_sqlite_url: str, random_checkpoint: str
+) -> None:
+    """A worker killed after storing a round's validations but before the round itself leaves
+    candidates of an iteration without its row (what the SIGKILL test above hits when the kill
+    lands there). The worker that resumes the job writes the row from the stored candidates."""
+    factory = _setup(migrated_sqlite_url, random_checkpoint)
+    spec = {"objectives": ["macs:min", "params:max"], "tactic": "random", "seed": 0}
+    job_id = _submit(factory, **spec, budget=3)
+    settings = Settings(database_url=migrated_sqlite_url, poll_interval_s=0.1)
+    stop = threading.Event()
+    run_worker(factory, settings, stop, on_idle=stop.set)
+
+    def iteration_rows() -> dict[int, int]:
+        with transaction(factory) as session:
+            rows = session.execute(
+                select(JobIteration.iteration, JobIteration.validations_used).where(
+                    JobIteration.job_id == job_id
+                )
+            ).all()
+            return {iteration: used for iteration, used in rows}
+
+    finished = iteration_rows()
+    last = max(finished)
+    with transaction(factory) as session:  # the state such a kill leaves, requeued with more budget
+        session.execute(
+            JobIteration.__table__.delete().where(
+                JobIteration.job_id == job_id, JobIteration.iteration == last
+            )
+        )
+        job = queue.get_job(session, job_id)
+        job.status, job.worker_id, job.finished_at = "queued", None, None
+        job.budget, job.spec = 5, {**job.spec, "budget": 5}
+    stop.clear()
+    run_worker(factory, settings, stop, on_idle=stop.set)
+    assert _job(factory, job_id).status == "succeeded"
+    resumed = iteration_rows()
+    assert sorted(resumed) == list(range(len(resumed))) and len(resumed) > len(finished)
+    assert resumed[last] == finished[last]  # rebuilt from the same stored candidates

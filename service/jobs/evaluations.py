@@ -238,6 +238,22 @@ def _store_latencies(
         )
 
 
+def store_missing_iterations(
+    session: Session, job_id: int, records: Sequence[IterationRecord]
+) -> int:
+    """Rows for the iterations whose validations were stored but whose round was not (a worker
+    killed between the two): `records` are the resumed engine's replay of the stored candidates
+    (no predictor fits, 0 s), so every iteration with candidates has its row. Rows added."""
+    stored = set(
+        session.scalars(select(JobIteration.iteration).where(JobIteration.job_id == job_id))
+    )
+    missing = [record for record in records if record.iteration not in stored]
+    for record in missing:
+        _store_iteration(session, job_id, record)
+    session.flush()
+    return len(missing)
+
+
 def _store_iteration(session: Session, job_id: int, record: IterationRecord) -> None:
     """The iteration's summary row and the predictor fits of that iteration."""
     session.add(

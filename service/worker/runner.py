@@ -37,6 +37,7 @@ from service.jobs.evaluations import (
     MeasuredLatency,
     cached_metrics,
     store_batch,
+    store_missing_iterations,
     stored_evaluations,
     warm_start_evaluations,
 )
@@ -211,11 +212,16 @@ class JobRunner:
             history=history,
             warm_start=warm_start,
         )
+        recovered = in_transaction(
+            self.factory,
+            lambda session: store_missing_iterations(session, plan.job_id, engine.iterations),
+        )
         log.info(
-            "job %s: %d validations stored, %d warm-start points",
+            "job %s: %d validations stored, %d warm-start points, %d iteration rows recovered",
             plan.job_id,
             len(history),
             len(warm_start),
+            recovered,
         )
         return engine, {e.config_hash for e in stored}
 
