@@ -61,10 +61,10 @@ class Settings(BaseSettings):
     queue_timeout_s: float = Field(default=10.0, gt=0)
     keep_alive_s: int = Field(default=75, ge=1)
     graceful_shutdown_s: int = Field(default=30, ge=1)
-    # Answers served from memory between database checks (docs/serving.md): a job's front is at
-    # most `front_max_age_s` older than the database, and a token created or revoked by another
-    # process (the CLI, another server process) takes effect within `auth_recheck_s`. 0: every
-    # request reads the database.
+    # Answers served from memory between database checks (docs/api.md, docs/security.md): a
+    # front is at most `front_max_age_s` older than the database, and a token created or revoked
+    # by another process (the CLI, another server process) takes effect within `auth_recheck_s`.
+    # 0: every request reads the database.
     front_max_age_s: float = Field(default=0.5, ge=0, le=60)
     auth_recheck_s: float = Field(default=1.0, ge=0, le=60)
     # Where validations run: `local` (in the worker) or `ray` (extra hwnas[ray]; a pool of Ray
