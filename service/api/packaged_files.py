@@ -16,6 +16,8 @@ from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from service.jobs.fronts import etag_matches
+
 
 class PackagedFiles:
     """An ASGI app for a `Mount`: GET/HEAD of a file under `directory` as it was at start-up."""
@@ -45,7 +47,7 @@ class PackagedFiles:
         body, media_type, etag = found
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         wanted = Headers(scope=scope).get("if-none-match")
-        if wanted is not None and _names(wanted, etag):
+        if wanted is not None and etag_matches(wanted, etag):
             answer = Response(status_code=304, headers=headers)
         elif scope["method"] == "HEAD":
             answer = Response(status_code=200, media_type=media_type, headers=headers)
@@ -53,9 +55,3 @@ class PackagedFiles:
         else:
             answer = Response(body, media_type=media_type, headers=headers)
         await answer(scope, receive, send)
-
-
-def _names(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 weak comparison against an If-None-Match list (or `*`)."""
-    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return "*" in tags or etag in tags
