@@ -312,3 +312,23 @@ def test_linas_keeps_every_batch_where_the_predictors_rank_well(mbv3_space: Sear
         if it.predictor_scores
     )
     assert {e.origin for e in engine.evaluations} == {"initial", "linas"}
+
+
+def test_asynchronous_linas_refills_what_came_back_and_never_queues_more_than_a_batch(
+    mbv3_space: SearchSpace,
+) -> None:
+    validate = SyntheticValidator(mbv3_space)
+    engine = SearchEngine(mbv3_space, quick_spec("linas", budget=60, batch_size=6))
+    initial = engine.ask()
+    engine.tell(initial, validate(initial))
+    first = engine.ask_more()
+    assert len(first) == 6 and engine.in_flight == 6
+    engine.tell(first[:2], validate(first[:2]))
+    refill = engine.ask_more()
+    assert len(refill) == 2 and engine.in_flight == 6  # a batch outstanding again, not 6 more
+    hashes = {mbv3_space.config_hash(c) for c in first}
+    assert not hashes & {mbv3_space.config_hash(c) for c in refill}
+    assert engine.ask_more() == []  # nothing came back since: nothing to add
+    rest = first[2:] + refill
+    engine.tell(rest, validate(rest))
+    assert len(engine.ask_more()) == 6

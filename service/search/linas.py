@@ -101,7 +101,13 @@ class LinasTactic:
         n_initial = spec.initial_size or initial_size(spec.budget)
         if len(ctx.evaluations) < n_initial:  # the rest of the initial sample may be in flight
             return space_filling(ctx, n_initial - len(ctx.evaluations) - ctx.in_flight, "initial")
-        n_batch = min(spec.batch_size or batch_size(ctx.remaining), ctx.remaining)
+        # Asynchronous batches refill what came back: with networks in flight, only as many as
+        # keep the batch of a synchronous round outstanding (a queue that grew with every round
+        # would validate networks chosen on ever older fits).
+        unspent = ctx.remaining + ctx.in_flight
+        n_batch = min(spec.batch_size or batch_size(unspent), unspent) - ctx.in_flight
+        if n_batch <= 0:
+            return Proposal(ctx.rows[:0], "linas")
         columns = columns_of(ctx.evaluations, self.models.metrics)
         if any(np.isfinite(column).sum() < MIN_TRAINING for column in columns.values()):
             return space_filling(ctx, n_batch, "initial")  # too few measured values to fit
