@@ -10,7 +10,9 @@
         for point in job.pareto().points: ...
 
 Every non-2xx answer raises `HwnasError` carrying the API's `error` code and `detail`; a server
-that cannot be reached raises it too, with code `unreachable`. The response types are the
+that cannot be reached raises it too, with code `unreachable`. A server at capacity answers 503
+with `Retry-After`: the client waits that long and asks again, up to `retries` times (never for
+a streamed upload, which cannot be sent twice), before it raises. The response types are the
 service's own views (`service.jobs.views`, `service.api.schemas`), so they stay in step with it.
 """
 
@@ -47,10 +49,16 @@ class Client:
     """One server; `token` is sent as `Authorization: Bearer <token>` when given."""
 
     def __init__(
-        self, server: str = DEFAULT_SERVER, token: str | None = None, timeout_s: float = 120
+        self,
+        server: str = DEFAULT_SERVER,
+        token: str | None = None,
+        timeout_s: float = 120,
+        retries: int = 3,
+        max_retry_wait_s: float = 30.0,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.server = server.rstrip("/")
+        self.retries, self.max_retry_wait_s = retries, max_retry_wait_s
         self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout_s)
 
     def __enter__(self) -> Client:
@@ -69,10 +77,16 @@ class Client:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The response of a 2xx answer; `HwnasError` otherwise."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise HwnasError("unreachable", f"{self.server}: {exc}") from exc
+        attempts = 1 if "files" in kwargs else 1 + self.retries
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise HwnasError("unreachable", f"{self.server}: {exc}") from exc
+            wait_s = self._retry_after_s(response)
+            if wait_s is None or attempt == attempts:
+                break
+            time.sleep(wait_s)
         if response.is_success:
             return response
         try:
@@ -81,6 +95,16 @@ class Client:
         except (ValueError, KeyError, TypeError):
             error, detail = "http_error", response.text[:500] or response.reason_phrase
         raise HwnasError(error, detail, response.status_code)
+
+    def _retry_after_s(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before asking again (a 503 with Retry-After in seconds); else None."""
+        if response.status_code != 503:
+            return None
+        try:
+            seconds = float(response.headers["Retry-After"])
+        except (KeyError, ValueError):
+            return None
+        return min(max(seconds, 0.0), self.max_retry_wait_s)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +124,31 @@ def test_unreachable_server_and_token() -> None:
         with pytest.raises(HwnasError) as error:
             offline.jobs()
     assert error.value.error == "unreachable"
+
+
+def test_a_server_at_capacity_is_asked_again_after_its_retry_after(tmp_path: Path) -> None:
+    env = service_env(tmp_path, max_concurrent_requests="1", max_queued_requests="0")
+    server = Server(env, tmp_path / "server.log", worker=False)
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        # The one request slot, held by a request whose body has not all arrived.
+        holder = socket.create_connection(("127.0.0.1", server.port))
+        head = "POST /v1/devices HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        holder.sendall(f"{head}Content-Length: 1000\r\n\r\n{{".encode())
+
+        def refused(client: Client) -> HwnasError | None:
+            try:
+                client.devices()
+            except HwnasError as error:
+                return error
+            return None
+
+        with Client(url, retries=0) as impatient:
+            error = wait_for(lambda: refused(impatient), 30, "the slot to be held")
+        assert isinstance(error, HwnasError)
+        assert (error.status_code, error.error) == (503, "overloaded")
+        threading.Timer(0.5, holder.close).start()  # frees the slot before the retry is due
+        with Client(url) as patient:
+            assert patient.devices() == []
+    finally:
+        server.stop()
