@@ -80,3 +80,15 @@ def test_summary_gives_the_spread_over_seeds_behind_each_median():
     summary = tab.summarise(runs, 100)["d"]
     assert summary["median_hv_fraction"]["linas"]["50"] == 0.5
     assert summary["hv_fraction_range"]["linas"] == {"50": [0.2, 0.9], "100": [0.5, 0.95]}
+
+
+def test_swapped_cells_are_the_same_network_on_the_table(table):
+    from benchmarks.tabular_ceiling import ceiling, swapped_pairs
+
+    pairs = swapped_pairs(table)
+    assert len(pairs) == (5**5 - 5**3) // 2  # edge 1<-2 none, less the cells equal to their swap
+    assert len(set(pairs.ravel())) == 2 * len(pairs)
+    fpga = table.devices.index("fpga")  # a latency model, not a timing: same network, same value
+    assert np.array_equal(table.latency[pairs[:, 0], fpga], table.latency[pairs[:, 1], fpga])
+    assert ceiling(1.0) == pytest.approx(1.0) and ceiling(0.0) == pytest.approx(0.0)
+    assert 0.88 < ceiling(0.843) < ceiling(0.881) < 0.92
