@@ -139,26 +139,18 @@ class AsyncBatches:
             lambda session: cached_metrics(session, plan.key, plan.validated_metrics, hashes),
         )
         ready: list[tuple[Config, dict[str, float], bool]] = []
-        to_validate: list[tuple[str, Config]] = []
         for config_hash, config in zip(hashes, configs, strict=True):
             if config_hash in hits:
                 ready.append((config, dict(hits[config_hash][1]), False))
             elif not plan.needs_validation:  # exact metrics only: computed here
                 ready.append((config, exact_metrics(self.supernet, config), True))
             else:
-                to_validate.append((config_hash, config))
-        # Largest first (by MACs): on parallel actors the batch then ends with small networks
-        # filling the gaps, not with one big network holding the batch (longest-first schedule).
-        for config_hash, config in sorted(to_validate, key=lambda hc: -self._macs(hc[1])):
-            self._in_flight[config_hash] = config
-            self.executor.submit(config_hash, config)
+                self._in_flight[config_hash] = config
+                self.executor.submit(config_hash, config)
         if ready:
             self._keep(ready, [])
         # what is outstanding now (LINAS refills to a batch, docs/scale-out.md)
         self._last_batch = len(self._in_flight) + len(self._back)
-
-    def _macs(self, config: Config) -> float:
-        return self.engine.exact.of_config(config).get("macs", 0.0)
 
     def _store(self, finished: list[Finished]) -> None:
         ready: list[tuple[Config, dict[str, float], bool]] = []
