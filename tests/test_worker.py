@@ -24,9 +24,11 @@ from service.catalog import supernets as supernet_catalog
 from service.config import Settings
 from service.db.engine import make_engine, make_session_factory, transaction
 from service.db.models import Candidate, EvaluationCacheEntry, Job, JobIteration
+from service.errors import LostLeaseError
 from service.jobs import queue
+from service.jobs.evaluations import store_missing_iterations
 from service.jobs.specs import check_job_request
-from service.search.records import WARM_START
+from service.search.records import WARM_START, IterationRecord
 from service.worker.runner import run_worker
 
 FAST_BEATS = {"heartbeat_interval_s": "0.5", "heartbeat_grace_s": "600", "poll_interval_s": "0.3"}
@@ -318,3 +320,16 @@ def test_a_resumed_job_gets_the_iteration_rows_its_killed_worker_did_not_write(
     resumed = iteration_rows()
     assert sorted(resumed) == list(range(len(resumed))) and len(resumed) > len(finished)
     assert resumed[last] == finished[last]  # rebuilt from the same stored candidates
+
+    with transaction(factory) as session:  # a worker that no longer holds the job writes nothing
+        session.execute(
+            JobIteration.__table__.delete().where(
+                JobIteration.job_id == job_id, JobIteration.iteration == last
+            )
+        )
+        job = queue.get_job(session, job_id)
+        job.status, job.worker_id = "running", "the-new-holder"
+    records = [IterationRecord(last, 0.5, 1, finished[last], {}, 0.0, 1)]
+    with pytest.raises(LostLeaseError), transaction(factory) as session:
+        store_missing_iterations(session, job_id, "the-old-holder", records, finished[last])
+    assert last not in iteration_rows()

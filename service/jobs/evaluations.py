@@ -239,11 +239,17 @@ def _store_latencies(
 
 
 def store_missing_iterations(
-    session: Session, job_id: int, records: Sequence[IterationRecord]
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    records: Sequence[IterationRecord],
+    validations_used: int,
 ) -> int:
     """Rows for the iterations whose validations were stored but whose round was not (a worker
     killed between the two): `records` are the resumed engine's replay of the stored candidates
-    (no predictor fits, 0 s), so every iteration with candidates has its row. Rows added."""
+    (no predictor fits, 0 s), so every iteration with candidates has its row. Rows added;
+    `LostLeaseError` (nothing written) unless `worker_id` still holds the job."""
+    queue.record_progress(session, job_id, worker_id, validations_used)
     stored = set(
         session.scalars(select(JobIteration.iteration).where(JobIteration.job_id == job_id))
     )

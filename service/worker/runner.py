@@ -214,7 +214,9 @@ class JobRunner:
         )
         recovered = in_transaction(
             self.factory,
-            lambda session: store_missing_iterations(session, plan.job_id, engine.iterations),
+            lambda session: store_missing_iterations(
+                session, plan.job_id, self.worker_id, engine.iterations, engine.validations_used
+            ),
         )
         log.info(
             "job %s: %d validations stored, %d warm-start points, %d iteration rows recovered",
