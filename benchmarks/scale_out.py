@@ -10,10 +10,13 @@ Figures per run: validations per minute from the first stored validation to the 
 start-up excluded; the job's wall time is printed beside it), speed-up over the 1-actor run, and
 the hypervolume after each validation in the order they were stored, on one fixed scale
 (accuracy 80..100 %, MACs over the space's exact range), with validations-to-target: the first
-count at which a run reaches 99 % of the first run's final hypervolume (the synchronous local
-run by default).
+count at which a run reaches 99 % of the synchronous runs' median final hypervolume (over the
+seeds of the 2-actor synchronous run where it ran, else the first run's). `--more-seeds`
+repeats the Ray runs on further seeds (sample efficiency of asynchronous batches needs several;
+each seed's speed-up is over its own 1-actor run, which validates the same networks as its
+synchronous 2-actor run).
 
-    .venv/bin/python -m benchmarks.scale_out [--budget 20] [--seed 0] [--out FILE]
+    .venv/bin/python -m benchmarks.scale_out [--budget 20] [--more-seeds 1,2] [--out FILE]
 
 `--store-rate DATABASE_URL` instead times what the database takes per finished validation (one
 `store_validations` transaction: candidate, metric values, cache rows, the lease-guarded progress
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -51,9 +55,12 @@ RUNS = (  # label, executor, accuracy actors, batch return fraction
     ("ray 2 actors, asynchronous (1/2 back)", "ray", 2, 0.5),
 )
 TARGET_FRACTION = 0.99
+ONE_ACTOR, SYNC_2, ASYNC_2 = 1, 2, 3  # the Ray runs of RUNS, repeated on --more-seeds
 
 
-def run_job(label: str, executor: str, actors: int, fraction: float, args: Any) -> dict[str, Any]:
+def run_job(
+    label: str, executor: str, actors: int, fraction: float, args: Any, seed: int
+) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="hwnas-scale-out-"))
     url = f"sqlite:///{data_dir}/hwnas.db"
     upgrade_database(url)
@@ -64,7 +71,7 @@ def run_job(label: str, executor: str, actors: int, fraction: float, args: Any) 
             supernet="digits",
             objectives=["accuracy:max", "macs:min"],
             budget=args.budget,
-            seed=args.seed,
+            seed=seed,
             initial_size=args.initial,
             batch_size=args.batch,
             hv_bounds={"accuracy": (80.0, 100.0)},
@@ -99,7 +106,8 @@ def run_job(label: str, executor: str, actors: int, fraction: float, args: Any) 
     wall_s = time.monotonic() - started
     done.set()
     watcher.join()
-    return {"label": label, "wall_s": wall_s, **_figures(factory, job_id, progress)}
+    figures = _figures(factory, job_id, progress)
+    return {"label": label, "seed": seed, "wall_s": wall_s, **figures}
 
 
 def _figures(factory: Any, job_id: int, progress: list[tuple[float, int]]) -> dict[str, Any]:
@@ -124,6 +132,20 @@ def _figures(factory: Any, job_id: int, progress: list[tuple[float, int]]) -> di
         "validations": len(stored),
         "validations_per_minute": per_minute,
         "hv_per_validation": trajectory,
+    }
+
+
+def _over_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the seeds of one run (never reaching the target counts as budget + 1)."""
+    if not runs:
+        return {}
+    reach = [r["validations_to_target"] or len(r["hv_per_validation"]) + 1 for r in runs]
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "validations_to_target": statistics.median(reach),
+        "validations_per_minute": statistics.median(r["validations_per_minute"] for r in runs),
+        "speed_up_over_1_actor": statistics.median(r["speed_up_over_1_actor"] for r in runs),
+        "final_hv": statistics.median(r["hv_per_validation"][-1] for r in runs),
     }
 
 
@@ -177,6 +199,7 @@ def main() -> None:
     parser.add_argument("--initial", type=int, default=8)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--more-seeds", default="", help="seeds for the 2-actor runs, e.g. 1,2")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs the in-process Ray may use")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--runs", default="0,1,2,3", help="which of RUNS, in this order")
@@ -189,31 +212,45 @@ def main() -> None:
 
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     load_before = os.getloadavg()
-    results = [run_job(*RUNS[int(i)], args) for i in args.runs.split(",")]
+    plan = [(args.seed, int(i)) for i in args.runs.split(",")]
+    more = [int(s) for s in args.more_seeds.split(",") if s]
+    plan += [(seed, run) for seed in more for run in (ONE_ACTOR, SYNC_2, ASYNC_2)]
+    results = [run_job(*RUNS[run], args, seed) for seed, run in plan]
     load_after = os.getloadavg()
     ray.shutdown()
-    target = TARGET_FRACTION * results[0]["hv_per_validation"][-1]
-    one_actor = next(
-        (r["validations_per_minute"] for r in results if r["label"] == RUNS[1][0]), float("nan")
-    )
+    synchronous = [r for r in results if r["label"] == RUNS[SYNC_2][0]] or results[:1]
+    target = TARGET_FRACTION * statistics.median(r["hv_per_validation"][-1] for r in synchronous)
+    one_actor = {
+        r["seed"]: r["validations_per_minute"] for r in results if r["label"] == RUNS[ONE_ACTOR][0]
+    }
     print(f"load average before {load_before}, after {load_after}; cpus {os.cpu_count()}")
-    print(f"target HV {target:.4f} ({TARGET_FRACTION:.0%} of the first run's final HV)")
+    print(f"target HV {target:.4f} ({TARGET_FRACTION:.0%} of the synchronous runs' median final)")
     header = f"{'val/min':>8} {'×1 actor':>9} {'wall s':>7} {'to target':>10} {'HV end':>7}"
-    print(f"{'run':40} {header}")
+    print(f"{'run':40} {'seed':>4} {header}")
     for r in results:
-        r["speed_up_over_1_actor"] = r["validations_per_minute"] / one_actor
+        r["speed_up_over_1_actor"] = r["validations_per_minute"] / one_actor.get(
+            r["seed"], float("nan")
+        )
         r["validations_to_target"] = validations_to(target, r["hv_per_validation"])
         print(
-            f"{r['label']:40} {r['validations_per_minute']:8.2f} "
+            f"{r['label']:40} {r['seed']:4} {r['validations_per_minute']:8.2f} "
             f"{r['speed_up_over_1_actor']:9.2f} {r['wall_s']:7.1f} "
             f"{r['validations_to_target']!s:>10} {r['hv_per_validation'][-1]:7.4f}"
         )
+    summary = {
+        RUNS[i][0]: _over_seeds([r for r in results if r["label"] == RUNS[i][0]])
+        for i in (SYNC_2, ASYNC_2)
+    }
+    for label, figures in summary.items():
+        if figures:
+            print(f"{label}: median over seeds {figures}")
     if args.out:
         report = {
             "args": {k: str(v) for k, v in vars(args).items()},
             "load_average": {"before": load_before, "after": load_after},
             "target_hv": target,
             "runs": results,
+            "over_seeds": summary,
             "libraries": library_versions(),
         }
         args.out.write_text(json.dumps(report, indent=2) + "\n")
