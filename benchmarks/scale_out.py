@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--initial", type=int, default=8)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--more-seeds", default="", help="seeds for the 2-actor runs, e.g. 1,2")
+    parser.add_argument("--more-seeds", default="", help="seeds for the Ray runs, e.g. 1,2")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs the in-process Ray may use")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--runs", default="0,1,2,3", help="which of RUNS, in this order")
