@@ -11,9 +11,10 @@
 
 Every non-2xx answer raises `HwnasError` carrying the API's `error` code and `detail`; a server
 that cannot be reached raises it too, with code `unreachable`. A server at capacity answers 503
-with `Retry-After`: the client waits that long and asks again, up to `retries` times (never for
-a streamed upload, which cannot be sent twice), before it raises. The response types are the
-service's own views (`service.jobs.views`, `service.api.schemas`), so they stay in step with it.
+with `Retry-After`: for a request that may be sent twice (GET, HEAD, OPTIONS, PUT, DELETE) the
+client waits that long and asks again, up to `retries` times, before it raises. The response
+types are the service's own views (`service.jobs.views`, `service.api.schemas`), so they stay in
+step with it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from service.api.schemas.latency import LatencyTableOut
 from service.jobs.views import CandidateOut, JobOut, ParetoOut
 
 FINISHED = ("succeeded", "failed", "cancelled")
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
@@ -77,7 +79,10 @@ class Client:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The response of a 2xx answer; `HwnasError` otherwise."""
-        attempts = 1 if "files" in kwargs else 1 + self.retries
+        # Only requests that may be sent twice: a 503 from a busy database pool can come after
+        # part of a POST's work, and a streamed upload cannot be read again.
+        resendable = method.upper() in IDEMPOTENT_METHODS and "files" not in kwargs
+        attempts = 1 + max(self.retries, 0) if resendable else 1
         for attempt in range(1, attempts + 1):
             try:
                 response = self._http.request(method, path, **kwargs)

@@ -147,8 +147,15 @@ def test_a_server_at_capacity_is_asked_again_after_its_retry_after(tmp_path: Pat
             error = wait_for(lambda: refused(impatient), 30, "the slot to be held")
         assert isinstance(error, HwnasError)
         assert (error.status_code, error.error) == (503, "overloaded")
-        threading.Timer(0.5, holder.close).start()  # frees the slot before the retry is due
         with Client(url) as patient:
+            statuses: list[int] = []
+            patient._http.event_hooks["response"].append(lambda r: statuses.append(r.status_code))
+            with pytest.raises(HwnasError):  # a POST is sent once
+                patient.register_device("npu", "lut-only")
+            assert statuses == [503]
+            statuses.clear()
+            threading.Timer(0.5, holder.close).start()  # frees the slot before the retry is due
             assert patient.devices() == []
+            assert statuses == [503, 200]
     finally:
         server.stop()
