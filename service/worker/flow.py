@@ -2,9 +2,10 @@
 
 Each validation is stored the moment it finishes (candidate, metrics, cache rows, latency), so a
 worker killed mid-batch loses none and the next one, resuming from what is stored, redoes none.
-The engine is told once `batch_return_fraction` of the last batch is back, and proposes the next
-batch while the rest is still running (they stay pending, so nothing is proposed twice); a told
-round stores its iteration, predictor fits and front. With fraction 1.0 (or the local executor,
+The engine is told once `batch_return_fraction` of what is outstanding is back, and proposes
+more while the rest is still running (they stay pending, so nothing is proposed twice; LINAS
+proposes as many as came back, so one batch stays outstanding); a told round stores its
+iteration, predictor fits and front. With fraction 1.0 (or the local executor,
 which returns a batch at once) the rounds are the synchronous batches of before, told in the
 order they were asked.
 """
@@ -155,8 +156,8 @@ class AsyncBatches:
     def _store(self, finished: list[Finished]) -> None:
         ready: list[tuple[Config, dict[str, float], bool]] = []
         latencies: list[MeasuredLatency] = []
-        # what finished together is stored in the order it was asked (a resumed engine reads
-        # the stored order)
+        # what one wait returns is stored in the order it was asked: the local executor returns
+        # a whole batch, so its stored order (what a resumed engine reads) is the asked order
         for done in sorted(finished, key=lambda d: self._order.get(d.submitted.key, 0)):
             config = self._in_flight.pop(done.submitted.key, None)
             if config is None:
