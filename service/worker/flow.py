@@ -71,7 +71,7 @@ class AsyncBatches:
     _in_flight: dict[str, Config] = field(default_factory=dict)
     _order: dict[str, int] = field(default_factory=dict)
     _back: list[_Back] = field(default_factory=list)
-    _last_batch: int = 0
+    _outstanding: int = 0  # in flight or waiting to be told, right after the last proposal
     _used: int = 0
 
     def run(self) -> Outcome:
@@ -100,7 +100,7 @@ class AsyncBatches:
             self._store(self.executor.wait_any(self.wait_s))
 
     def _enough_back(self) -> bool:
-        needed = max(1, math.ceil(self.return_fraction * self._last_batch))
+        needed = max(1, math.ceil(self.return_fraction * self._outstanding))
         return not self._in_flight or len(self._back) >= needed
 
     def _tell(self) -> None:
@@ -150,8 +150,7 @@ class AsyncBatches:
                 self.executor.submit(config_hash, config)
         if ready:
             self._keep(ready, [])
-        # what is outstanding now (LINAS refills to a batch, docs/scale-out.md)
-        self._last_batch = len(self._in_flight) + len(self._back)
+        self._outstanding = len(self._in_flight) + len(self._back)  # LINAS keeps it to a batch
 
     def _store(self, finished: list[Finished]) -> None:
         ready: list[tuple[Config, dict[str, float], bool]] = []
